@@ -1,0 +1,70 @@
+#!/bin/bash
+# Configure (once) and build what the tests and the demo need in a tree.
+#
+# usage: scripts/build.sh [--upstream] [extra ninja targets...]
+#
+# Out of tree (TREE/build), x86_64-softmmu only, linux-aio and io_uring on,
+# every optional UI/audio/network backend off, ccache shared across trees.
+# Only the binaries the tests use are built, not 'all'.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+t=$TREE
+if [ "${1:-}" = --upstream ]; then
+    t=$UPSTREAM_TREE
+    shift
+fi
+b=$t/build
+[ -f "$t/configure" ] || die "$t is not a QEMU tree; run 'make tree' first"
+
+CONFIGURE_FLAGS=(
+    --target-list=x86_64-softmmu
+    --python=/usr/bin/python3
+    --without-default-features
+    --disable-install-blobs
+    --disable-docs
+    --enable-tools
+    --enable-linux-aio
+    --enable-linux-io-uring
+    --enable-kvm --enable-tcg
+    --enable-fdt=system
+    ${QEMU_CONFIGURE_EXTRA:-}
+)
+TARGETS=(
+    qemu-system-x86_64 qemu-img qemu-io qemu-nbd storage-daemon/qemu-storage-daemon
+    tests/qtest/qos-test
+)
+
+command -v ccache >/dev/null || die "ccache is missing; run scripts/install-deps.sh"
+want="${CONFIGURE_FLAGS[*]}"
+if [ ! -f "$b/build.ninja" ] || [ "$(cat "$b/.qemu-retry-configured" 2>/dev/null)" != "$want" ]; then
+    say "configuring $b"
+    rm -rf "$b"
+    mkdir -p "$b"
+    (cd "$b" && ../configure "${CONFIGURE_FLAGS[@]}") > "$t/configure.log" 2>&1 || {
+        tail -30 "$t/configure.log" >&2
+        die "configure failed (full log: $t/configure.log)"
+    }
+    echo "$want" > "$b/.qemu-retry-configured"
+fi
+
+extra=()
+for x in "$@"; do
+    extra+=("$x")
+done
+say "building ${TARGETS[*]} ${extra[*]}"
+ninja -C "$b" "${TARGETS[@]}" "${extra[@]}"
+# QEMU's own option ROMs (linuxboot_dma.bin for -kernel); they need a
+# 32-bit capable gcc (gcc-multilib), found by configure.
+if [ -f "$b/pc-bios/optionrom/Makefile" ]; then
+    make -s -C "$b/pc-bios/optionrom" >/dev/null
+fi
+# The binaries look for firmware in the build tree's bundle; the +ds source
+# has none, so point it at Debian's seabios/ipxe and the option ROMs we built.
+bundle=$b/qemu-bundle/usr/local/share/qemu
+mkdir -p "$bundle"
+for f in /usr/share/seabios/*.bin /usr/lib/ipxe/qemu/*.rom "$b"/pc-bios/optionrom/*.bin; do
+    [ -e "$f" ] || continue
+    ln -sf "$f" "$bundle/$(basename "$f")"
+done
+say "built in $b"

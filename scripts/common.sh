@@ -1,0 +1,44 @@
+# Shared settings for the workspace scripts (sourced, not run).
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_ROOT=${BUILD_ROOT:-$top/build}
+TREE=${TREE:-$BUILD_ROOT/qemu}
+UPSTREAM_TREE=${UPSTREAM_TREE:-$BUILD_ROOT/qemu-upstream}
+PATCHES=$top/patches
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/qemu-retry
+
+# ccache: outside the repository, shared by every tree under $BUILD_ROOT
+# (patched, upstream, a helper's), which only hit each other's entries when
+# paths are made relative to a common base and the cwd is not hashed.
+export CCACHE_DIR=${CCACHE_DIR:-$CACHE/ccache}
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$BUILD_ROOT}
+export CCACHE_NOHASHDIR=1
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-6G}
+
+# Identity for the commits the workspace makes in build/ trees.
+export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-qemu-retry workspace}
+export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-workspace@qemu-retry.invalid}
+
+die() { echo "${0##*/}: error: $*" >&2; exit 1; }
+say() { echo "${0##*/}: $*" >&2; }
+
+# Stable patch-ids of the commits upstream..HEAD of a tree, sorted.
+tree_ids() {
+    local t=$1 c
+    git -C "$t" rev-list --reverse upstream..HEAD | while read -r c; do
+        git -C "$t" show "$c" | git patch-id --stable | cut -d' ' -f1
+    done
+}
+
+# Stable patch-ids of patches/series, in order.
+series_ids() {
+    local p
+    [ -f "$PATCHES/series" ] || return 0
+    grep -v '^\s*\(#\|$\)' "$PATCHES/series" | while read -r p; do
+        git patch-id --stable < "$PATCHES/$p" | cut -d' ' -f1
+    done
+}
+
+series_files() {
+    [ -f "$PATCHES/series" ] || return 0
+    grep -v '^\s*\(#\|$\)' "$PATCHES/series" | sed "s|^|$PATCHES/|"
+}
