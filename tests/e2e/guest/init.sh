@@ -6,7 +6,8 @@
 #   e2e.max=SECS         workload safety time limit (default 300)
 #   e2e.read_ms=MS       O_DIRECT reader on the raw disk every MS ms (0 = off)
 #   e2e.kb=MIN,MAX       file sizes in KiB (default 1,8)
-#   e2e.files=N          maximum number of files (default 5000)
+#   e2e.files=N          maximum number of files (default 8000)
+#   e2e.pace=MS          pause between files (default 20)
 # The host stops the workload by writing "E2E-STOP" to the serial console.
 export PATH=/bin
 mount -t devtmpfs dev /dev
@@ -23,7 +24,8 @@ dev=
 max=300
 read_ms=0
 kb=1,8
-files=5000
+files=8000
+pace=20
 for w in $(cat /proc/cmdline); do
     case "$w" in
         e2e.dev=*) dev=${w#e2e.dev=} ;;
@@ -31,6 +33,7 @@ for w in $(cat /proc/cmdline); do
         e2e.read_ms=*) read_ms=${w#e2e.read_ms=} ;;
         e2e.kb=*) kb=${w#e2e.kb=} ;;
         e2e.files=*) files=${w#e2e.files=} ;;
+        e2e.pace=*) pace=${w#e2e.pace=} ;;
     esac
 done
 
@@ -59,7 +62,7 @@ if ! mount -t ext4 -o errors=remount-ro "$dev" /mnt; then
 fi
 echo "E2E-READY dev=$dev uptime=$(cut -d' ' -f1 /proc/uptime)"
 /bin/e2e-workload -m /mnt -d "$dev" -r "$read_ms" -t "$max" \
-    -k "${kb%,*}" -K "${kb#*,}" -n "$files"
+    -k "${kb%,*}" -K "${kb#*,}" -n "$files" -i "$pace"
 echo "E2E-EXIT rc=$? uptime=$(cut -d' ' -f1 /proc/uptime)"
 umount /mnt 2>/dev/null
 poweroff -f

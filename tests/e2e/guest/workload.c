@@ -49,7 +49,8 @@ static long max_secs = 300;
 static long min_kb = 1, max_kb = 8;
 static long read_ms;
 static long progress_ms = 500;
-static long max_files = 5000;
+static long max_files = 8000;
+static long pace_ms = 20;
 
 static atomic_int stop;
 static atomic_long busy_since;     /* ms, 0 = idle */
@@ -264,13 +265,14 @@ static void *reader_thread(void *arg)
 }
 
 /* Count kernel error lines logged so far (reads /dev/kmsg from its start). */
-static long kernel_errors(long *remount_ro)
+static long kernel_errors(long *remount_ro, long *fs_errors)
 {
     int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
     long n = 0, shown = 0;
     char rec[2048];
 
     *remount_ro = 0;
+    *fs_errors = 0;
     if (fd < 0) {
         return -1;
     }
@@ -290,10 +292,11 @@ static long kernel_errors(long *remount_ro)
             *nl = 0;
         }
         int ro = strstr(msg, "Remounting filesystem read-only") != NULL;
-        if (strstr(msg, "I/O error") || strstr(msg, "EXT4-fs error") ||
-            strstr(msg, "Buffer I/O error") || ro ||
-            strstr(msg, "Aborting journal") || strstr(msg, "Detected aborted journal")) {
+        int fs = strstr(msg, "EXT4-fs error") || ro || strstr(msg, "Aborting journal") ||
+                 strstr(msg, "Detected aborted journal") || strstr(msg, "EXT4-fs warning");
+        if (strstr(msg, "I/O error") || fs) {
             n++;
+            *fs_errors += fs;
             *remount_ro += ro;
             if (shown++ < 5) {
                 out("E2E-KMSG %.200s", msg);
@@ -325,14 +328,15 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: e2e-workload [-m MNT] [-d DEV -r READ_MS] [-t MAX_SECS]\n"
-            "                    [-k MIN_KB] [-K MAX_KB] [-n MAX_FILES] [-p PROGRESS_MS]\n");
+            "                    [-k MIN_KB] [-K MAX_KB] [-n MAX_FILES] [-p PROGRESS_MS]\n"
+            "                    [-i PACE_MS]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     int c;
-    while ((c = getopt(argc, argv, "m:d:r:t:k:K:n:p:")) != -1) {
+    while ((c = getopt(argc, argv, "m:d:r:t:k:K:n:p:i:")) != -1) {
         switch (c) {
         case 'm': mnt = optarg; break;
         case 'd': dev = optarg; break;
@@ -342,6 +346,7 @@ int main(int argc, char **argv)
         case 'K': max_kb = atol(optarg); break;
         case 'n': max_files = atol(optarg); break;
         case 'p': progress_ms = atol(optarg); break;
+        case 'i': pace_ms = atol(optarg); break;
         default: usage();
         }
     }
@@ -425,9 +430,15 @@ int main(int argc, char **argv)
         if (t2 - t1 >= 1000) {
             out("E2E-STALL t=%ld start=%ld ms=%ld seq=%ld err=%d", t2, t1, t2 - t1, seq, err);
         }
+        if (pace_ms > 0) {
+            usleep(pace_ms * 1000);
+        }
     }
     if (seq >= max_files) {
         out("E2E-INFO max_files=%ld reached t=%ld", max_files, rel_ms());
+        while (!atomic_load(&stop)) {
+            usleep(100 * 1000);
+        }
     }
     atomic_store(&stop, 1);
     pthread_join(th_prog, NULL);
@@ -446,6 +457,7 @@ int main(int argc, char **argv)
         close(dc);
     }
     long verified = 0, bad = 0, nfiles = seq;
+    long long vbytes = 0;
     for (long s = 0; s < nfiles; s++) {
         if (!acked[s]) {
             continue;
@@ -492,16 +504,17 @@ int main(int argc, char **argv)
             }
         } else {
             verified++;
+            vbytes += want;
         }
     }
-    long ro;
-    long kerr = kernel_errors(&ro);
+    long ro, fserr;
+    long kerr = kernel_errors(&ro, &fserr);
     out("E2E-RESULT written=%ld verified=%ld bad=%ld write_errors=%ld read_errors=%ld "
         "reads=%ld max_stall_ms=%ld max_read_ms=%ld fs_rw=%d kernel_io_errors=%ld "
-        "remount_ro=%ld first_werr_t=%ld first_rerr_t=%ld last_write_t=%ld t=%ld",
+        "fs_errors=%ld remount_ro=%ld verified_bytes=%lld first_werr_t=%ld first_rerr_t=%ld last_write_t=%ld t=%ld",
         atomic_load(&n_written), verified, bad, atomic_load(&n_werr),
         atomic_load(&n_rerr), atomic_load(&n_reads), atomic_load(&max_stall),
-        atomic_load(&max_read), fs_is_rw(), kerr, ro, atomic_load(&first_werr_t),
+        atomic_load(&max_read), fs_is_rw(), kerr, fserr, ro, vbytes, atomic_load(&first_werr_t),
         atomic_load(&first_rerr_t), atomic_load(&last_write_t), rel_ms());
     return 0;
 }
