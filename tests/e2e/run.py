@@ -193,15 +193,19 @@ class Console:
         self.lines = []            # (t, tag, text)
         self.cond = threading.Condition()
         self.socks = []
+        self.sock_of = {}
         self.out = None
         self.logf = open(logpath, 'a')
 
-    def attach(self, path, tag, deadline):
+    def attach(self, path, tag, deadline, current=True):
+        """read the serial socket at path; current: E2E-STOP goes there"""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         wait_until(lambda: self._try_connect(s, path), deadline,
                    'serial socket %s' % path)
         self.socks.append(s)
-        self.out = s
+        self.sock_of[tag] = s
+        if current:
+            self.out = s
         th = threading.Thread(target=self._reader, args=(s, tag), daemon=True)
         th.start()
 
@@ -239,6 +243,9 @@ class Console:
         self.logf.flush()
         if VERBOSE and 'E2E-PROGRESS' not in text:
             log('%s| %s' % (tag, text))
+
+    def use(self, tag):
+        self.out = self.sock_of[tag]
 
     def send(self, text):
         if self.out is None:
@@ -1030,39 +1037,62 @@ def sc_migrate(ctx, device, storage):
                incoming='unix:' + mig_sock)
     boot(ctx, src)
     # destination waits for the stream, storage still up (it opens the disk)
-    dst.start(_NullConsole())     # its console is attached after migration
+    dst.start(_NullConsole())
+    # read the destination's console from now on (it is silent until it runs)
+    ctx.console.attach(dst.ser_path, 'dst', time.monotonic() + 5, current=False)
     warmup(ctx)
     fails = []
     t_fail = ctx.tl.mark('outage-start')
     st.fail()
-    # wait until the guest really hangs
-    ctx.console.wait(r'E2E-PROGRESS .*busy_ms=(1[5-9]\d\d|[2-9]\d\d\d|\d{5,})',
-                     time.monotonic() + 20, what='write stall')
-    ctx.tl.mark('guest-stalled')
+    # wait until the guest really hangs on the failing storage: a write in
+    # flight for 1.5 s, or (a VM that is not running has a frozen clock) an
+    # I/O error reported by QEMU and the VM stopped
+    def hung():
+        for _, _, _, m in ctx.console.find(r'E2E-PROGRESS (.*)', t_fail):
+            if kv(m.group(1)).get('busy_ms', 0) >= 1500:
+                return 'guest write in flight >= 1.5 s'
+        if src.qmp.named('BLOCK_IO_ERROR', t_fail) and src.qmp.named('STOP', t_fail):
+            return 'VM stopped on an I/O error'
+        return None
+    ctx.tl.mark('guest-stalled', wait_until(hung, time.monotonic() + 20, 'write stall',
+                                            step=0.1))
     t_m = ctx.tl.mark('migrate-start')
     src.qmp.cmd('migrate', {'uri': 'unix:' + mig_sock})
-    dl = time.monotonic() + a.migrate_timeout
+    # The storage stays down for the outage's length whatever the migration
+    # does; then it comes back and the migration must complete (QEMU may
+    # have to flush the disk to finish it).
+    state = {'r': None, 'restored': None}
 
-    def done():
+    def migration_state():
         r = src.qmp.cmd('query-migrate')
-        s = r.get('status')
-        if s in ('failed', 'cancelled'):
-            raise Fail('migration %s: %s' % (s, r.get('error-desc', '')))
-        return r if s == 'completed' else None
-    mr = wait_until(done, dl, 'migration to complete', step=0.2)
-    t_done = ctx.tl.mark('migrate-done')
+        if r.get('status') != (state['r'] or {}).get('status'):
+            ctx.tl.mark('migration-' + str(r.get('status')), r.get('error-desc', ''))
+        state['r'] = r
+        return r.get('status') in ('completed', 'failed', 'cancelled')
+
+    def poll():
+        migration_state()
+    outage_wait(ctx, t_fail + a.outage, poll=poll)
+    t_rest = ctx.tl.mark('storage-restored')
+    st.restore()
+    wait_until(migration_state, time.monotonic() + a.migrate_timeout,
+               'migration to end', step=0.2)
+    mr = state['r']
+    if mr.get('status') != 'completed':
+        raise Fail('migration %s: %s (%s)' % (
+            mr.get('status'), mr.get('error-desc', ''),
+            'during the outage' if (ctx.tl.get('migration-failed') or 0) < t_rest
+            else 'after storage came back'))
+    t_done = ctx.tl.get('migration-completed') or time.monotonic()
     ctx.info['migrate_s'] = round(t_done - t_m, 1)
-    # attach the console of the destination; the source is done
-    ctx.console.attach(dst.ser_path, 'dst', time.monotonic() + 5)
+    ctx.info['migrate_done'] = 'during outage' if t_done < t_rest else (
+        '+%.1fs after restore' % (t_done - t_rest))
+    ctx.console.use('dst')
     wait_until(lambda: dst.status()['status'] == 'running', time.monotonic() + 15,
                'destination running')
     sst = src.status()['status']
     check(sst == 'postmigrate', fails, 'source status %s' % sst)
-    outage_wait(ctx, t_fail + a.outage)
-    t_rest = ctx.tl.mark('storage-restored')
-    st.restore()
-    wait_resumed(ctx, t_rest, time.monotonic() + 30 + st.reconnect_lag(
-        time.monotonic() - t_fail))
+    wait_resumed(ctx, t_rest, time.monotonic() + 30 + st.reconnect_lag(a.outage))
     post_run(ctx, a.post_seconds)
     src.qmp.cmd('quit', check=False)
     res = finish(ctx, dst)
@@ -1073,8 +1103,9 @@ def sc_migrate(ctx, device, storage):
           'data not verified')
     acts_src = actions(block_errors(src, t_fail))
     acts_dst = actions(block_errors(dst, t_fail))
-    d = '%s migrate_s=%s downtime_ms=%s src_io_errors=%s dst_io_errors=%s' % (
-        summary(res), ctx.info['migrate_s'], mr.get('downtime'), acts_src, acts_dst)
+    d = '%s migrate_s=%s migration_completed=%s downtime_ms=%s src_io_errors=%s ' \
+        'dst_io_errors=%s' % (summary(res), ctx.info['migrate_s'], ctx.info['migrate_done'],
+                              mr.get('downtime'), acts_src, acts_dst)
     return fails, d
 
 
