@@ -569,6 +569,7 @@ class Qemu:
                 os.unlink(p)
         self.t_spawn = time.monotonic()
         self.proc = self.ctx.procs.start('qemu-' + self.tag, self.argv())
+        self.ctx.qemus.append(self)
         dl = time.monotonic() + 20
         try:
             self.qmp = QMP(self.qmp_path, dl, self.tag)
@@ -622,6 +623,7 @@ class Ctx:
         self.initrd = env['initrd']
         self.accel = env['accel']
         self.tl = Timeline()
+        self.qemus = []
         self.console = Console(os.path.join(self.workdir, 'console.log'))
         self.info = {}
 
@@ -789,7 +791,7 @@ def check(cond, failures, msg):
 
 
 def summary(res, keys=('written', 'verified', 'bad', 'write_errors', 'read_errors',
-                       'max_stall_ms', 'fs_rw', 'kernel_io_errors')):
+                       'max_stall_ms', 'fs_rw', 'fs_writable', 'kernel_io_errors')):
     return ' '.join('%s=%s' % (k, res.get(k)) for k in keys)
 
 
@@ -878,7 +880,8 @@ def assess_upstream_default(ctx, q, res, times):
     fails = []
     werr, kerr = guest_error_times(ctx, t_fail)
     guest_saw = (res.get('write_errors', 0) > 0 or res.get('kernel_io_errors', 0) > 0 or
-                 res.get('fs_rw') != 1 or res.get('bad', 0) > 0)
+                 res.get('fs_rw') != 1 or res.get('fs_writable') != 1 or
+                 res.get('bad', 0) > 0)
     check(guest_saw, fails, 'guest saw no error during a %.0f s outage' % ctx.args.outage)
     check(not q.qmp.named('STOP'), fails, 'VM paused with the default policy')
     errs = block_errors(q, t_fail)
@@ -915,7 +918,8 @@ def sc_upstream_stop(ctx, device, storage):
     check(res.get('write_errors') == 0, fails, 'guest write errors')
     check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
           'data not verified')
-    check(res.get('fs_rw') == 1, fails, 'filesystem not rw')
+    check(res.get('fs_rw') == 1 and res.get('fs_writable') == 1, fails,
+          'filesystem not writable')
     check(res.get('kernel_io_errors') == 0, fails, 'kernel I/O errors in the guest')
     paused = 0.0
     for t, ev in stops:
@@ -934,7 +938,8 @@ def assess_retry_short(ctx, q, res, times, outage, interval, storage_kind, st):
     acts = actions(errs)
     check(res.get('write_errors') == 0, fails, 'guest write errors')
     check(res.get('kernel_io_errors') == 0, fails, 'kernel I/O errors in the guest')
-    check(res.get('fs_rw') == 1, fails, 'filesystem not rw')
+    check(res.get('fs_rw') == 1 and res.get('fs_writable') == 1, fails,
+          'filesystem not writable')
     check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
           'data not verified')
     check(res.get('max_stall_ms', 0) <= bound_ms, fails,
@@ -1018,7 +1023,7 @@ def sc_rerror_report(ctx, device, storage):
           'writes did not hang (max stall %s ms)' % res.get('max_stall_ms'))
     check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
           'data not verified')
-    check(res.get('fs_rw') == 1 and res.get('fs_errors', 0) == 0, fails,
+    check(res.get('fs_writable') == 1 and res.get('fs_errors', 0) == 0, fails,
           'filesystem errors (fs_rw=%s fs_errors=%s)' % (res.get('fs_rw'), res.get('fs_errors')))
     acts = actions(block_errors(q, t_fail))
     d = '%s read_fail_ms_max=%s qmp_io_errors=%s' % (
@@ -1098,7 +1103,8 @@ def sc_migrate(ctx, device, storage):
     res = finish(ctx, dst)
     check(res.get('write_errors') == 0, fails, 'guest write errors')
     check(res.get('kernel_io_errors') == 0, fails, 'kernel I/O errors in the guest')
-    check(res.get('fs_rw') == 1, fails, 'filesystem not rw')
+    check(res.get('fs_rw') == 1 and res.get('fs_writable') == 1, fails,
+          'filesystem not writable')
     check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
           'data not verified')
     acts_src = actions(block_errors(src, t_fail))
@@ -1250,43 +1256,65 @@ def probe_kvm(env):
 # --------------------------------------------------------------------------
 # demo
 
-def timeline_text(ctx, q_tag_src='src'):
+def timeline_text(ctx):
     tl = ctx.tl
     t_fail = tl.get('outage-start')
     t_rest = tl.get('storage-restored')
     if t_fail is None:
         return ['  (no outage happened)']
-    ev = []
-    ev.append((t_fail, 'storage fails (outage starts)'))
+    ev = [(t_fail, 'storage fails (outage starts)')]
     if t_rest:
         ev.append((t_rest, 'storage restored'))
+    qmp_ev = [(t, e) for q in ctx.qemus if q.qmp
+              for t, e in q.qmp.named('BLOCK_IO_ERROR', t_fail)]
+    if qmp_ev:
+        t, e = min(qmp_ev, key=lambda x: x[0])
+        ev.append((t, 'QEMU: first BLOCK_IO_ERROR event, action=%s (%d events, rate limited)'
+                   % (e['data'].get('action'), len(qmp_ev))))
     stalled, resumed = stall_info(ctx, t_fail)
     if stalled:
-        ev.append((stalled, 'guest writes stall (fsync blocked)'))
+        ev.append((stalled, 'guest writes stall (fsync blocked, no error)'))
     if resumed:
-        ev.append((resumed, 'guest writes resume (stalled fsync completes)'))
+        ev.append((resumed, 'guest writes resume (the stalled fsync completes)'))
     werr, kerr = guest_error_times(ctx, t_fail)
     if werr:
-        ev.append((werr[0][0], 'guest: first failed write: %s' % werr[0][2].strip()[:70]))
-        ev.append((werr[-1][0], 'guest: %d failed writes reported so far' % len(werr)))
-    for x in kerr[:2]:
-        ev.append((x[0], 'guest kernel: %s' % re.sub(r'^\[[ \d.]+\] ', '', x[2].strip())[:70]))
+        ev.append((werr[0][0], 'guest: first failed write: %s' %
+                   re.sub(r'^.*E2E-WERR t=\d+ n=\d+ ', '', werr[0][2].strip())[:60]))
+    shown = set()
+    for t, _, text, _ in kerr:
+        msg = re.sub(r'^\[[ \d.]+\] ', '', text.strip())
+        kind = ('fs' if re.search(r'EXT4|journal|read-only', msg) else 'io')
+        if kind not in shown:
+            shown.add(kind)
+            ev.append((t, 'guest kernel: %s' % msg[:70]))
+    for t, _, text, _ in ctx.console.find(r'Remounting filesystem read-only|Aborting journal',
+                                          t_fail)[:1]:
+        ev.append((t, 'guest kernel: %s' % re.sub(r'^\[[ \d.]+\] ', '', text.strip())[:70]))
+    if not resumed:
+        prog = [(t, kv(m.group(1))) for t, _, _, m in
+                ctx.console.find(r'E2E-PROGRESS (.*)', t_fail + 1.0)]
+        if prog:
+            base = prog[0][1].get('written', 0)
+            again = [t for t, p in prog if p.get('written', 0) > base]
+            if again:
+                ev.append((again[0], 'guest writes succeed again'))
+            elif werr:
+                ev.append((prog[-1][0], 'guest writes still failing'))
+    labels = {'vm-paused': 'VM paused (status %s)', 'cont-sent': 'harness sends cont',
+              'migrate-start': 'migration starts', 'migration-completed': 'migration completed'}
     for t, name, text in tl.marks:
-        if name in ('vm-paused', 'cont-sent', 'migrate-start', 'migrate-done'):
-            ev.append((t, {'vm-paused': 'VM paused (%s)' % text, 'cont-sent': 'harness: cont',
-                           'migrate-start': 'migration starts',
-                           'migrate-done': 'migration done'}[name]))
-    res_t = tl.get('result')
+        if name in labels:
+            ev.append((t, labels[name] % text if '%' in labels[name] else labels[name]))
     r = ctx.console.find(r'E2E-RESULT (.*)')
     if r:
         res = kv(r[-1][3].group(1))
-        ev.append((res_t or r[-1][0],
-                   'verified %d of %d files (%d bytes), bad=%d, write errors=%d, '
-                   'fs %s, kernel I/O errors=%d' % (
-                       res.get('verified', 0), res.get('written', 0),
-                       res.get('verified_bytes', 0), res.get('bad', 0),
-                       res.get('write_errors', 0), 'rw' if res.get('fs_rw') == 1 else 'READ-ONLY',
-                       res.get('kernel_io_errors', 0))))
+        ev.append((tl.get('result') or r[-1][0],
+                   'workload stopped: %d of %d acknowledged files verified (%d bytes), bad=%d;'
+                   ' %d failed writes; fs %s; %d kernel I/O error lines; longest stall %.1f s'
+                   % (res.get('verified', 0), res.get('written', 0), res.get('verified_bytes', 0),
+                      res.get('bad', 0), res.get('write_errors', 0),
+                      'writable' if res.get('fs_writable') == 1 else 'NOT WRITABLE',
+                      res.get('kernel_io_errors', 0), res.get('max_stall_ms', 0) / 1000.0)))
     ev.sort(key=lambda e: e[0])
     return ['  %+7.1fs  %s' % (t - t_fail, text) for t, text in ev]
 

@@ -446,8 +446,22 @@ int main(int argc, char **argv)
         pthread_join(th_rd, NULL);
     }
 
+    /* can the filesystem still take a write? (an aborted journal leaves
+     * "rw" in /proc/mounts but fails every write with EROFS) */
+    int fs_writable = 0, probe_errno = 0;
+    snprintf(path, sizeof(path), "%s/e2e/probe", mnt);
+    int pfd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (pfd >= 0) {
+        fs_writable = write_all(pfd, buf, 4096) == 0 && fsync(pfd) == 0;
+        probe_errno = fs_writable ? 0 : errno;
+        close(pfd);
+    } else {
+        probe_errno = errno;
+    }
+
     /* verify */
-    out("E2E-VERIFY t=%ld files=%ld", rel_ms(), atomic_load(&n_written));
+    out("E2E-VERIFY t=%ld files=%ld fs_writable=%d probe_errno=%d", rel_ms(),
+        atomic_load(&n_written), fs_writable, probe_errno);
     sync();
     int dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
     if (dc >= 0) {
@@ -510,11 +524,11 @@ int main(int argc, char **argv)
     long ro, fserr;
     long kerr = kernel_errors(&ro, &fserr);
     out("E2E-RESULT written=%ld verified=%ld bad=%ld write_errors=%ld read_errors=%ld "
-        "reads=%ld max_stall_ms=%ld max_read_ms=%ld fs_rw=%d kernel_io_errors=%ld "
+        "reads=%ld max_stall_ms=%ld max_read_ms=%ld fs_rw=%d fs_writable=%d kernel_io_errors=%ld "
         "fs_errors=%ld remount_ro=%ld verified_bytes=%lld first_werr_t=%ld first_rerr_t=%ld last_write_t=%ld t=%ld",
         atomic_load(&n_written), verified, bad, atomic_load(&n_werr),
         atomic_load(&n_rerr), atomic_load(&n_reads), atomic_load(&max_stall),
-        atomic_load(&max_read), fs_is_rw(), kerr, fserr, ro, vbytes, atomic_load(&first_werr_t),
+        atomic_load(&max_read), fs_is_rw(), fs_writable, kerr, fserr, ro, vbytes, atomic_load(&first_werr_t),
         atomic_load(&first_rerr_t), atomic_load(&last_write_t), rel_ms());
     return 0;
 }
