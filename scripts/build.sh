@@ -41,9 +41,9 @@ if [ ! -f "$b/build.ninja" ] || [ "$(cat "$b/.qemu-retry-configured" 2>/dev/null
     say "configuring $b"
     rm -rf "$b"
     mkdir -p "$b"
-    (cd "$b" && ../configure "${CONFIGURE_FLAGS[@]}") > "$t/configure.log" 2>&1 || {
-        tail -30 "$t/configure.log" >&2
-        die "configure failed (full log: $t/configure.log)"
+    (cd "$b" && ../configure "${CONFIGURE_FLAGS[@]}") > "$b/qemu-retry-configure.log" 2>&1 || {
+        tail -30 "$b/qemu-retry-configure.log" >&2
+        die "configure failed (full log: $b/qemu-retry-configure.log)"
     }
     echo "$want" > "$b/.qemu-retry-configured"
 fi

@@ -15,8 +15,8 @@ export CCACHE_NOHASHDIR=1
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-6G}
 
 # Identity for the commits the workspace makes in build/ trees.
-export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-qemu-retry workspace}
-export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-workspace@qemu-retry.invalid}
+export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-qemu-retry developers}
+export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-dev@qemu-retry.invalid}
 
 die() { echo "${0##*/}: error: $*" >&2; exit 1; }
 say() { echo "${0##*/}: $*" >&2; }

@@ -129,19 +129,24 @@ class Procs:
 
     @staticmethod
     def signal(p, sig):
+        if p.returncode is not None:
+            return
         try:
             os.killpg(p.pid, sig)
         except ProcessLookupError:
             pass
 
     def stop(self, p, grace=3.0):
-        if p.poll() is None:
-            self.signal(p, signal.SIGTERM)
-            try:
-                p.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        # the group may hold more than the leader
+        # once the leader has been reaped its pid (= group id) may be
+        # reused: never signal a group whose leader is gone
+        if p.poll() is not None:
+            return
+        self.signal(p, signal.SIGTERM)
+        try:
+            p.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            pass
         self.signal(p, signal.SIGKILL)
         try:
             p.wait(5)
@@ -603,7 +608,7 @@ def has_retry(binary):
     """retry policy present on both devices?"""
     for d in DEVICES:
         h = qemu_help_props(binary, d)
-        if 'retry_interval' not in h or 'retry' not in h.split('werror=')[-1][:200]:
+        if 'retry_interval' not in h or 'retry_timeout' not in h:
             return False
     return True
 
@@ -637,6 +642,10 @@ class Ctx:
 
     def close(self):
         try:
+            # QEMU first: it holds the loop device and the NBD connection
+            for p in self.procs.items:
+                if p.name.startswith('qemu'):
+                    self.procs.stop(p, grace=1.0)
             self.cleanups.close()
         finally:
             self.procs.cleanup()
