@@ -604,13 +604,10 @@ def qemu_help_props(binary, device):
         return ''
 
 
-def has_retry(binary):
-    """retry policy present on both devices?"""
-    for d in DEVICES:
-        h = qemu_help_props(binary, d)
-        if 'retry_interval' not in h or 'retry_timeout' not in h:
-            return False
-    return True
+def has_retry(binary, device):
+    """does the device of this binary have the retry policy?"""
+    h = qemu_help_props(binary, device)
+    return 'retry_interval' in h and 'retry_timeout' in h
 
 
 # --------------------------------------------------------------------------
@@ -1141,8 +1138,9 @@ SCENARIO_FUNCS = {
 
 def run_one(args, env, scenario, device, storage):
     name = '%s/%s/%s' % (scenario, device, storage)
-    if scenario in RETRY_SCENARIOS and not env['retry']:
-        msg = 'QEMU %s has no retry policy (werror=retry, retry_interval)' % env['qemu']
+    if scenario in RETRY_SCENARIOS and not env['retry'][device]:
+        msg = 'QEMU %s: %s has no retry policy (retry_interval, retry_timeout)' % (
+            env['qemu'], device)
         if args.require_retry:
             return 'FAIL', name, msg, 0.0
         return 'SKIP', name, msg, 0.0
@@ -1202,7 +1200,7 @@ def prepare(args):
         env['upstream'] = (qemu, ' (no upstream binary: ran $QEMU with upstream policies)')
     env['qsd'] = os.environ.get('QSD') or os.path.join(
         os.path.dirname(qemu), 'storage-daemon', 'qemu-storage-daemon')
-    env['retry'] = has_retry(qemu)
+    env['retry'] = {d: has_retry(qemu, d) for d in DEVICES}
     run_cmd(['make', '-s', '-C', HERE, 'CACHE=' + CACHE], timeout=300)
     out = run_cmd([os.path.join(HERE, 'mkinitramfs.sh')], timeout=600)
     for line in out.splitlines():
@@ -1336,13 +1334,13 @@ def demo(args, env):
         storage = 'fuse'
     results = []
     runs = [('upstream-default', 'upstream QEMU, default werror/rerror')]
-    if env['retry']:
+    if env['retry'][device]:
         runs.insert(0, ('short-outage', 'patched QEMU, werror=retry,rerror=retry,'
                         'retry_interval=%d,retry_timeout=%d' % (args.retry_interval,
                                                                 args.retry_timeout)))
     else:
-        print('note: %s has no retry support yet; showing the upstream side only\n' %
-              env['qemu'])
+        print('note: %s has no retry support for %s yet; showing the upstream side only\n'
+              % (env['qemu'], device))
     for sc, title in runs:
         st, name, detail, el = run_one(args, env, sc, device, storage)
         ctx = env['last_ctx']
@@ -1424,7 +1422,8 @@ def main():
     t0 = time.monotonic()
     env = prepare(args)
     print('e2e: QEMU=%s (retry support: %s), upstream=%s, accel=%s' % (
-        env['qemu'], 'yes' if env['retry'] else 'no', env['upstream'][0], env['accel']))
+        env['qemu'], ', '.join('%s %s' % (d, 'yes' if env['retry'][d] else 'no')
+                               for d in DEVICES), env['upstream'][0], env['accel']))
     sys.stdout.flush()
     if args.demo:
         sts = demo(args, env)

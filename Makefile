@@ -1,0 +1,72 @@
+# QEMU werror/rerror=retry: the patch series and its workspace.
+#
+#   make            install dependencies, fetch QEMU, apply the series, build
+#   make check      ... and run every test suite (what CI runs)
+#
+# See README.md for the rest.
+
+SHELL := /bin/bash
+S := scripts
+
+.PHONY: all deps source tree tree-upstream build build-upstream export \
+        check check-qtest check-iotests check-e2e check-workspace \
+        check-series check-quilt demo clean
+
+all: build
+	@echo
+	@echo "Patched QEMU: build/qemu/build/qemu-system-x86_64"
+	@echo "Run it with a disk that rides out storage outages, e.g.:"
+	@echo
+	@echo "  build/qemu/build/qemu-system-x86_64 -accel kvm:tcg -m 1G \\"
+	@echo "    -blockdev driver=file,node-name=d0,filename=disk.img,cache.direct=on,aio=native \\"
+	@echo "    -device virtio-blk-pci,drive=d0,werror=retry,rerror=retry,retry_interval=2000,retry_timeout=10000"
+
+deps:
+	@$(S)/install-deps.sh
+
+source: deps
+	@mkdir -p build && $(S)/fetch-qemu.sh build/.src-check >/dev/null && rm -rf build/.src-check
+
+tree: deps
+	@$(S)/tree.sh $(if $(filter 1 yes,$(FORCE)),--force)
+
+tree-upstream: deps
+	@$(S)/tree.sh --upstream
+
+build: tree
+	@$(S)/build.sh
+
+# Unpatched QEMU from the same source and flags, for comparisons
+build-upstream: tree-upstream
+	@$(S)/build.sh --upstream
+
+export:
+	@$(S)/export.sh
+
+check: build build-upstream
+	@$(S)/check.sh
+
+check-workspace:
+	@$(S)/check.sh workspace
+check-qtest: build
+	@$(S)/check.sh qtest
+check-iotests: build
+	@$(S)/check.sh iotests
+check-e2e: build build-upstream
+	@$(S)/check.sh e2e
+
+# Every patch builds on its own and passes checkpatch (slow: one build per patch)
+check-series: tree
+	@$(S)/check-series.sh
+
+# The series applies with quilt inside Debian's source package
+check-quilt: deps
+	@$(S)/check-quilt.sh
+
+demo: build build-upstream
+	@QEMU=build/qemu/build/qemu-system-x86_64 \
+	 QEMU_UPSTREAM=build/qemu-upstream/build/qemu-system-x86_64 \
+	 python3 tests/e2e/run.py --demo
+
+clean:
+	rm -rf build/qemu/build build/qemu-upstream/build build/check-logs

@@ -1,0 +1,134 @@
+#!/bin/bash
+# Run the test suites: the series' own tests and the upstream tests that
+# guard the code it touches, plus the workspace's own tests.
+#
+# usage: scripts/check.sh [SUITE...]   (default: all suites)
+#   suites: workspace qtest iotests e2e
+#
+# Prints one summary line per suite and, last, "N passed, N failed, N skipped".
+# Exits non-zero if anything failed.  A skipped test is counted as skipped.
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+
+b=$TREE/build
+suites=("$@")
+[ ${#suites[@]} = 0 ] && suites=(workspace qtest iotests e2e)
+logdir=$BUILD_ROOT/check-logs
+mkdir -p "$logdir"
+
+total_pass=0 total_fail=0 total_skip=0
+summary=()
+
+# Count a TAP stream: ok / not ok / ok ... # SKIP
+tap_count() {
+    local log=$1 p f s
+    p=$(grep -cE '^ok [0-9]+' "$log" | tr -d ' ')
+    s=$(grep -cE '^ok [0-9]+.*# *(SKIP|skip)' "$log" | tr -d ' ')
+    f=$(grep -cE '^not ok [0-9]+' "$log" | tr -d ' ')
+    echo "$((p - s)) $f $s"
+}
+
+record() {
+    local name=$1 p=$2 f=$3 s=$4 secs=$5 extra=${6:-}
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+    total_skip=$((total_skip + s))
+    summary+=("$(printf '%-10s %4d passed, %d failed, %d skipped (%ds)%s' \
+                 "$name:" "$p" "$f" "$s" "$secs" "$extra")")
+    echo "${summary[-1]}"
+}
+
+suite_workspace() {
+    local log=$logdir/workspace.log t0=$SECONDS
+    : > "$log"
+    local n=0
+    for t in "$top"/tests/workspace/test-*.sh; do
+        n=$((n + 1))
+        if bash "$t" >> "$log" 2>&1; then
+            echo "ok $n $(basename "$t")" >> "$log"
+        else
+            echo "not ok $n $(basename "$t")" >> "$log"
+        fi
+    done
+    record workspace $(tap_count "$log") $((SECONDS - t0))
+}
+
+# Upstream's virtio-blk and virtio-scsi qos paths, which include the
+# series' retry tests.
+QOS_PATHS=(
+    /x86_64/pc/i440FX-pcihost/pci-bus-pc/pci-bus/virtio-blk-pci
+    /x86_64/pc/i440FX-pcihost/pci-bus-pc/pci-bus/virtio-scsi-pci
+)
+suite_qtest() {
+    local log=$logdir/qtest.log t0=$SECONDS p
+    [ -x "$b/tests/qtest/qos-test" ] || { echo "qtest: $b/tests/qtest/qos-test missing; run 'make build'" >&2; record qtest 0 1 0 0; return; }
+    : > "$log"
+    for p in "${QOS_PATHS[@]}"; do
+        (cd "$b" && QTEST_QEMU_BINARY=./qemu-system-x86_64 \
+            QTEST_QEMU_IMG=./qemu-img \
+            QTEST_QEMU_STORAGE_DAEMON_BINARY=./storage-daemon/qemu-storage-daemon \
+            timeout 900 ./tests/qtest/qos-test --tap -k -p "$p") >> "$log" 2>&1 ||
+            grep -qE '^not ok' "$log" || echo "not ok 0 qos-test $p crashed or timed out" >> "$log"
+    done
+    record qtest $(tap_count "$log") $((SECONDS - t0))
+}
+
+# qemu-iotests of the quick group that involve werror/rerror, blkdebug
+# or NBD, on raw and qcow2, plus the series' own ('retry' in the name).
+iotests_list() {
+    local d=$TREE/tests/qemu-iotests f g
+    (cd "$d" && for f in [0-9][0-9][0-9] tests/*; do
+        [ -f "$f" ] || continue
+        g=$(grep -m1 '^# group:' "$f")
+        case $f in *retry*) echo "${f#tests/}"; continue ;; esac
+        case $g in *quick*) ;; *) continue ;; esac
+        grep -qE 'werror|rerror|blkdebug|nbd' "$f" && echo "${f#tests/}"
+    done)
+}
+suite_iotests() {
+    local t0=$SECONDS fmt pass=0 fail=0 skip=0 c
+    [ -d "$b/tests/qemu-iotests" ] || { record iotests 0 1 0 0; return; }
+    for fmt in raw qcow2; do
+        local log=$logdir/iotests-$fmt.log
+        (cd "$b/tests/qemu-iotests" &&
+         timeout 1800 ../../pyvenv/bin/python3 ./check -tap -$fmt $(iotests_list)) \
+            > "$log" 2>&1 || true
+        grep -qE '^(not )?ok ' "$log" || echo "not ok 0 iotests -$fmt did not run" >> "$log"
+        read -r c1 c2 c3 < <(tap_count "$log")
+        pass=$((pass + c1)); fail=$((fail + c2)); skip=$((skip + c3))
+    done
+    record iotests $pass $fail $skip $((SECONDS - t0))
+}
+
+suite_e2e() {
+    local log=$logdir/e2e.log t0=$SECONDS
+    if [ ! -f "$top/tests/e2e/run.py" ]; then
+        record e2e 0 0 0 0 " (no e2e harness)"
+        return
+    fi
+    QEMU=$b/qemu-system-x86_64 QEMU_UPSTREAM=$UPSTREAM_TREE/build/qemu-system-x86_64 \
+        timeout 1200 python3 "$top/tests/e2e/run.py" --check > "$log" 2>&1
+    local rc=$? line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    if [ -z "$line" ]; then
+        record e2e 0 1 0 $((SECONDS - t0)) " (harness exited $rc, see $log)"
+        return
+    fi
+    set -- $(echo "$line" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?.*/\1 \2 \4/')
+    local f=$2
+    [ $rc != 0 ] && [ "$f" = 0 ] && f=1
+    record e2e "$1" "$f" "${3:-0}" $((SECONDS - t0))
+}
+
+for s in "${suites[@]}"; do
+    case $s in
+    workspace|qtest|iotests|e2e) "suite_$s" ;;
+    *) die "unknown suite '$s' (workspace qtest iotests e2e)" ;;
+    esac
+done
+
+echo
+echo "Summary (logs in $logdir):"
+printf '  %s\n' "${summary[@]}"
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+[ $total_fail = 0 ]
