@@ -22,9 +22,9 @@ summary=()
 # Count a TAP stream: ok / not ok / ok ... # SKIP
 tap_count() {
     local log=$1 p f s
-    p=$(grep -cE '^ok [0-9]+' "$log" | tr -d ' ')
-    s=$(grep -cE '^ok [0-9]+.*# *(SKIP|skip)' "$log" | tr -d ' ')
-    f=$(grep -cE '^not ok [0-9]+' "$log" | tr -d ' ')
+    p=$(grep -cE '^ok ' "$log")
+    s=$(grep -cE '^ok .*# *(SKIP|skip)' "$log")
+    f=$(grep -cE '^not ok ' "$log")
     echo "$((p - s)) $f $s"
 }
 
