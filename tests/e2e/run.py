@@ -1090,10 +1090,14 @@ def sc_migrate(ctx, device, storage):
                'migration to end', step=0.2)
     mr = state['r']
     if mr.get('status') != 'completed':
-        raise Fail('migration %s: %s (%s)' % (
+        try:
+            sst = src.status().get('status')
+        except Fail as e:
+            sst = 'unknown (%s)' % e
+        raise Fail('migration %s: %s (%s); source VM now %s' % (
             mr.get('status'), mr.get('error-desc', ''),
             'during the outage' if (ctx.tl.get('migration-failed') or 0) < t_rest
-            else 'after storage came back'))
+            else 'after storage came back', sst))
     t_done = ctx.tl.get('migration-completed') or time.monotonic()
     ctx.info['migrate_s'] = round(t_done - t_m, 1)
     ctx.info['migrate_done'] = 'during outage' if t_done < t_rest else (
