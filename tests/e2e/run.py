@@ -1280,8 +1280,9 @@ def timeline_text(ctx):
               for t, e in q.qmp.named('BLOCK_IO_ERROR', t_fail)]
     if qmp_ev:
         t, e = min(qmp_ev, key=lambda x: x[0])
-        ev.append((t, 'QEMU: first BLOCK_IO_ERROR event, action=%s (%d events, rate limited)'
-                   % (e['data'].get('action'), len(qmp_ev))))
+        act = e['data'].get('action')
+        ev.append((t, 'QEMU: first BLOCK_IO_ERROR event, action=%s (%d in all%s)' % (
+            act, len(qmp_ev), ', rate limited' if act in ('report', 'ignore') else '')))
     stalled, resumed = stall_info(ctx, t_fail)
     if stalled:
         ev.append((stalled, 'guest writes stall (fsync blocked, no error)'))
@@ -1434,7 +1435,14 @@ def main():
         return 1 if 'FAIL' in sts else 0
     counts = {'PASS': 0, 'FAIL': 0, 'SKIP': 0}
     for sc, dev, sto in runs:
-        st, name, detail, el = run_one(args, env, sc, dev, sto)
+        try:
+            st, name, detail, el = run_one(args, env, sc, dev, sto)
+        except KeyboardInterrupt:
+            counts['FAIL'] += 1
+            print('FAIL %s/%s/%s interrupted (processes stopped)' % (sc, dev, sto))
+            print('%d passed, %d failed, %d skipped' % (
+                counts['PASS'], counts['FAIL'], counts['SKIP']))
+            return 130
         counts[st] += 1
         print('%s %s %.1fs %s' % (st, name, el, detail))
         sys.stdout.flush()
