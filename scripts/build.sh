@@ -20,6 +20,7 @@ b=$t/build
 CONFIGURE_FLAGS=(
     --target-list=x86_64-softmmu
     --python=/usr/bin/python3
+    "--cc=ccache cc"
     --without-default-features
     --disable-install-blobs
     --disable-docs
