@@ -1346,7 +1346,8 @@ def demo(args, env):
     if storage == 'all':
         storage = 'fuse'
     results = []
-    runs = [('upstream-default', 'upstream QEMU, default werror/rerror')]
+    runs = [('upstream-default', ('upstream QEMU' if not env['upstream'][1] else
+                                  '$QEMU (no upstream build)') + ', default werror/rerror')]
     if env['retry'][device]:
         runs.insert(0, ('short-outage', 'patched QEMU, werror=retry,rerror=retry,'
                         'retry_interval=%d,retry_timeout=%d' % (args.retry_interval,
