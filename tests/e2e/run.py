@@ -1380,6 +1380,8 @@ def main():
     ap.add_argument('--demo', action='store_true',
                     help='short-outage (patched) next to upstream-default, with timelines')
     ap.add_argument('--list', action='store_true', help='list the runs and exit')
+    ap.add_argument('--check', action='store_true',
+                    help='run the default suite (what make check-e2e runs; same as no option)')
     ap.add_argument('--require-retry', action='store_true',
                     help='fail (instead of skip) retry scenarios when QEMU lacks retry')
     ap.add_argument('--accel', default=os.environ.get('E2E_ACCEL', 'auto'),
