@@ -16,7 +16,10 @@ Scenarios (--scenario, comma separated; default: the suite below):
   long-outage      retry policy, outage > retry_timeout: guest gets an error
   upstream-default default werror/rerror: guest sees I/O errors ("before")
   upstream-stop    werror=stop,rerror=stop: VM pauses, harness sends cont
-  migrate          migrate the stalled VM, then restore storage on the dest
+  migrate          migrate during the outage (bandwidth held back), restore
+                   storage, the migration completes, guest ends on the dest
+  migrate-in-outage a migration completing during the outage fails cleanly,
+                   the guest goes on on the source; a second one completes
   rerror-report    rerror=report,werror=retry: reads fail fast, writes hang
 
 Binaries: $QEMU (the patched build, default build/qemu/build/...),
@@ -50,9 +53,10 @@ CACHE = os.environ.get('E2E_CACHE') or os.path.join(
     'qemu-retry', 'e2e')
 BIN = os.path.join(CACHE, 'bin')
 
-RETRY_SCENARIOS = {'short-outage', 'long-outage', 'migrate', 'rerror-report'}
+RETRY_SCENARIOS = {'short-outage', 'long-outage', 'migrate', 'migrate-in-outage',
+                   'rerror-report'}
 ALL_SCENARIOS = ['upstream-default', 'upstream-stop', 'short-outage',
-                 'long-outage', 'migrate', 'rerror-report']
+                 'long-outage', 'migrate', 'migrate-in-outage', 'rerror-report']
 DEVICES = ['virtio-blk', 'scsi-hd']
 STORAGES = ['fuse', 'nbd']
 ALL_COMBOS = [(d, s) for d in DEVICES for s in STORAGES]
@@ -1037,99 +1041,252 @@ def sc_rerror_report(ctx, device, storage):
     return fails, d
 
 
-def sc_migrate(ctx, device, storage):
-    a = ctx.args
-    pol = retry_policy(a, a.retry_interval, a.retry_timeout)
-    st = common_setup(ctx, device, storage)
-    append = guest_append(a)
-    src = Qemu(ctx, ctx.env['qemu'], 'src', st, device, pol, append)
-    mig_sock = os.path.join(ctx.workdir, 'mig.sock')
-    dst = Qemu(ctx, ctx.env['qemu'], 'dst', st, device, pol, append,
-               incoming='unix:' + mig_sock)
-    boot(ctx, src)
-    # destination waits for the stream, storage still up (it opens the disk)
+# --- migration -------------------------------------------------------------
+#
+# What QEMU guarantees (and the two scenarios assert): a migration completes
+# only once every disk has been flushed (the source's caches must reach the
+# storage before the destination takes over), so
+#   migrate            a migration started during the outage, held back by a
+#                      bandwidth limit, completes after the storage is back;
+#                      the guest stalls, then continues on the destination;
+#   migrate-in-outage  a migration that reaches completion during the outage
+#                      fails cleanly: the source keeps running, the guest
+#                      sees nothing; a second migration, storage healthy,
+#                      completes.
+# (Migrating the parked requests themselves is covered by a qtest, where the
+# flushes succeed.)
+
+class MigWatch:
+    """follows query-migrate on the source, marks every status change"""
+
+    END = ('completed', 'failed', 'cancelled')
+
+    def __init__(self, ctx, q, prefix='migration'):
+        self.ctx = ctx
+        self.q = q
+        self.prefix = prefix
+        self.r = {}
+        self.t_end = None
+
+    @property
+    def status(self):
+        return self.r.get('status')
+
+    def poll(self):
+        r = self.q.qmp.cmd('query-migrate')
+        if r.get('status') != self.status:
+            t = self.ctx.tl.mark('%s-%s' % (self.prefix, r.get('status')),
+                                 r.get('error-desc', ''))
+            if r.get('status') in self.END:
+                self.t_end = t
+        self.r = r
+        return self.status in self.END
+
+    def wait_end(self, timeout):
+        wait_until(self.poll, time.monotonic() + timeout, '%s to end' % self.prefix,
+                   step=0.1)
+        return self.status
+
+    def ram_mb(self, key):
+        v = self.r.get('ram', {}).get(key)
+        return '%.1f' % (v / 1048576.0) if v is not None else '-'
+
+
+def start_destination(ctx, src, tag):
+    """a second QEMU waiting for the stream on a unix socket; its console is
+    read from now on (silent until it runs)"""
+    sock = os.path.join(ctx.workdir, tag + '-mig.sock')
+    dst = Qemu(ctx, src.binary, tag, src.storage, src.device, src.policy, src.append,
+               incoming='unix:' + sock)
     dst.start(_NullConsole())
-    # read the destination's console from now on (it is silent until it runs)
-    ctx.console.attach(dst.ser_path, 'dst', time.monotonic() + 5, current=False)
-    warmup(ctx)
-    fails = []
-    t_fail = ctx.tl.mark('outage-start')
-    st.fail()
-    # wait until the guest really hangs on the failing storage: a write in
-    # flight for 1.5 s, or (a VM that is not running has a frozen clock) an
-    # I/O error reported by QEMU and the VM stopped
+    ctx.console.attach(dst.ser_path, tag, time.monotonic() + 5, current=False)
+    return dst, 'unix:' + sock
+
+
+def wait_hung(ctx, q, t_fail):
+    """until the guest really hangs on the failing storage: a write in flight
+    for >= 1.5 s"""
     def hung():
         for _, _, _, m in ctx.console.find(r'E2E-PROGRESS (.*)', t_fail):
             if kv(m.group(1)).get('busy_ms', 0) >= 1500:
-                return 'guest write in flight >= 1.5 s'
-        if src.qmp.named('BLOCK_IO_ERROR', t_fail) and src.qmp.named('STOP', t_fail):
-            return 'VM stopped on an I/O error'
-        return None
-    ctx.tl.mark('guest-stalled', wait_until(hung, time.monotonic() + 20, 'write stall',
-                                            step=0.1))
-    t_m = ctx.tl.mark('migrate-start')
-    src.qmp.cmd('migrate', {'uri': 'unix:' + mig_sock})
-    # The storage stays down for the outage's length whatever the migration
-    # does; then it comes back and the migration must complete (QEMU may
-    # have to flush the disk to finish it).
-    state = {'r': None, 'restored': None}
+                return True
+        return False
+    wait_until(hung, time.monotonic() + 20, 'guest write stall', step=0.1)
+    return ctx.tl.mark('guest-stalled')
 
-    def migration_state():
-        r = src.qmp.cmd('query-migrate')
-        if r.get('status') != (state['r'] or {}).get('status'):
-            ctx.tl.mark('migration-' + str(r.get('status')), r.get('error-desc', ''))
-        state['r'] = r
-        return r.get('status') in ('completed', 'failed', 'cancelled')
 
-    def poll():
-        migration_state()
-    outage_wait(ctx, t_fail + a.outage, poll=poll)
-    t_rest = ctx.tl.mark('storage-restored')
-    st.restore()
-    wait_until(migration_state, time.monotonic() + a.migrate_timeout,
-               'migration to end', step=0.2)
-    mr = state['r']
-    migrated = mr.get('status') == 'completed'
-    if not migrated:
-        # report it, and still check that the guest survives on the source
-        when = ('during the outage' if (ctx.tl.get('migration-failed') or 0) < t_rest
-                else 'after storage came back')
-        sst = src.status().get('status')
-        fails.append('migration %s %s: %s; source VM now %s' % (
-            mr.get('status'), when, mr.get('error-desc', ''), sst))
-        ctx.info['migrate_s'] = '-'
-        ctx.info['migrate_done'] = 'never'
-        guest_q = src
-        if sst != 'running':
-            src.qmp.cmd('cont', check=False)
-    else:
-        t_done = ctx.tl.get('migration-completed') or time.monotonic()
-        ctx.info['migrate_s'] = round(t_done - t_m, 1)
-        ctx.info['migrate_done'] = 'during outage' if t_done < t_rest else (
-            '+%.1fs after restore' % (t_done - t_rest))
-        ctx.console.use('dst')
-        wait_until(lambda: dst.status()['status'] == 'running', time.monotonic() + 15,
-                   'destination running')
-        sst = src.status()['status']
-        check(sst == 'postmigrate', fails, 'source status %s' % sst)
-        guest_q = dst
-    wait_resumed(ctx, t_rest, time.monotonic() + 30 + st.reconnect_lag(a.outage))
-    post_run(ctx, a.post_seconds)
-    if migrated:
-        src.qmp.cmd('quit', check=False)
-    res = finish(ctx, guest_q)
+def progress_on(ctx, tag, since):
+    """E2E-PROGRESS dicts the guest printed on QEMU `tag`'s console"""
+    return [(t, kv(m.group(1))) for t, tg, _, m in
+            ctx.console.find(r'E2E-PROGRESS (.*)', since) if tg == tag]
+
+
+def switch_to(ctx, src, dst, t_done, fails):
+    """after a completed migration: the guest runs on dst and writes there"""
+    ctx.console.use(dst.tag)
+    wait_until(lambda: dst.status()['status'] == 'running', time.monotonic() + 15,
+               '%s running' % dst.tag)
+    sst = src.status()['status']
+    check(sst == 'postmigrate', fails, 'source status %s after migration' % sst)
+
+    def writes_on_dst():
+        # new files written on dst: compared with its first progress line
+        # (which also counts files written on src since src's last line)
+        pp = progress_on(ctx, dst.tag, t_done)
+        return pp and any(p.get('written', 0) > pp[0][1].get('written', 0) + 3 and
+                          p.get('busy_ms', 0) < 1000 for _, p in pp[1:])
+    # the destination's NBD client may still be reconnecting: retry covers it
+    wait_until(writes_on_dst, time.monotonic() + 30, 'guest writes on %s' % dst.tag,
+               step=0.1)
+    return ctx.tl.mark('writes-on-' + dst.tag)
+
+
+def check_guest_clean(res, fails):
     check(res.get('write_errors') == 0, fails, 'guest write errors')
+    check(res.get('read_errors', 0) == 0, fails, 'guest read errors')
     check(res.get('kernel_io_errors') == 0, fails, 'kernel I/O errors in the guest')
     check(res.get('fs_rw') == 1 and res.get('fs_writable') == 1, fails,
           'filesystem not writable')
     check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
           'data not verified')
-    acts_src = actions(block_errors(src, t_fail))
-    acts_dst = actions(block_errors(dst, t_fail))
-    d = '%s guest_ended_on=%s migrate_s=%s migration_completed=%s downtime_ms=%s ' \
-        'src_io_errors=%s dst_io_errors=%s' % (
-            summary(res), guest_q.tag, ctx.info['migrate_s'], ctx.info['migrate_done'],
-            mr.get('downtime'), acts_src, acts_dst)
+
+
+def check_retry_only(qs, since, fails):
+    acts = {}
+    for q in qs:
+        for k, v in actions(block_errors(q, since)).items():
+            acts[k] = acts.get(k, 0) + v
+    check(set(acts) <= {'retry'}, fails, 'BLOCK_IO_ERROR actions %s, expected retry' % acts)
+    return acts
+
+
+def migrate_setup(ctx, device, storage):
+    a = ctx.args
+    pol = retry_policy(a, a.retry_interval, a.retry_timeout)
+    st = common_setup(ctx, device, storage)
+    src = Qemu(ctx, ctx.env['qemu'], 'src', st, device, pol, guest_append(a))
+    boot(ctx, src)
+    return st, src
+
+
+def sc_migrate(ctx, device, storage):
+    a = ctx.args
+    st, src = migrate_setup(ctx, device, storage)
+    # the destination opens the disk: start it while the storage is up
+    dst, uri = start_destination(ctx, src, 'dst')
+    warmup(ctx)
+    fails = []
+    t_fail = ctx.tl.mark('outage-start')
+    st.fail()
+    wait_hung(ctx, src, t_fail)
+    # held back: at this rate the first RAM pass alone takes minutes
+    src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': a.migrate_slow_bw})
+    t_m = ctx.tl.mark('migrate-start')
+    src.qmp.cmd('migrate', {'uri': uri})
+    mw = MigWatch(ctx, src)
+    outage_wait(ctx, t_fail + a.outage, poll=mw.poll)
+    mw.poll()
+    at_restore = mw.status
+    t_rest = ctx.tl.mark('storage-restored')
+    st.restore()
+    check(at_restore == 'active', fails,
+          'migration %s before the storage came back (expected active)' % at_restore)
+    # the parked writes complete on the source once QEMU reaches the storage
+    t_res = wait_resumed(ctx, t_rest, time.monotonic() + 30 + st.reconnect_lag(a.outage))
+    resumed_on = [tg for t, tg, _, _ in ctx.console.find(r'E2E-PROGRESS', t_res - 0.01)
+                  if t == t_res][:1]
+    check(resumed_on == ['src'], fails, 'guest resumed on %s, expected src' % resumed_on)
+    # now let the migration converge
+    t_lift = ctx.tl.mark('bandwidth-lifted')
+    src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': a.migrate_fast_bw})
+    mw.wait_end(a.migrate_timeout)
+    if mw.status != 'completed':
+        raise Fail('migration %s after the storage came back: %s; source VM %s' % (
+            mw.status, mw.r.get('error-desc', ''), src.status().get('status')))
+    t_done = mw.t_end
+    check(t_done > t_rest, fails, 'migration completed %.1f s before the storage came back'
+          % (t_rest - t_done))
+    t_dw = switch_to(ctx, src, dst, t_done, fails)
+    post_run(ctx, a.post_seconds)
+    src.qmp.cmd('quit', check=False)
+    res = finish(ctx, dst)
+    check_guest_clean(res, fails)
+    check(res.get('max_stall_ms', 0) >= 0.5 * a.outage * 1000, fails,
+          'guest did not stall during the outage (max %s ms)' % res.get('max_stall_ms'))
+    acts = check_retry_only([src, dst], t_fail, fails)
+    d = ('%s migration: started +%.1fs, %s at restore, guest resumed on src +%.1fs, '
+         'completed +%.1fs (%.1fs after the limit was lifted), downtime_ms=%s, '
+         'ram_mb=%s, guest writes on dst +%.1fs; qmp_io_errors=%s' % (
+             summary(res), t_m - t_fail, at_restore, t_res - t_fail, t_done - t_fail,
+             t_done - t_lift, mw.r.get('downtime'), mw.ram_mb('transferred'),
+             t_dw - t_fail, acts))
+    return fails, d
+
+
+def sc_migrate_in_outage(ctx, device, storage):
+    a = ctx.args
+    st, src = migrate_setup(ctx, device, storage)
+    dst, uri = start_destination(ctx, src, 'dst')
+    warmup(ctx)
+    fails = []
+    t_fail = ctx.tl.mark('outage-start')
+    st.fail()
+    wait_hung(ctx, src, t_fail)
+    src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': a.migrate_fast_bw})
+    t_m = ctx.tl.mark('migrate-start')
+    src.qmp.cmd('migrate', {'uri': uri})
+    mw = MigWatch(ctx, src)
+    # the storage stays down for the outage and until the migration ended
+    outage_wait(ctx, t_fail + a.outage, poll=mw.poll)
+    mw.wait_end(a.migrate_timeout)
+    check(mw.status == 'failed', fails, 'first migration %s during the outage, expected '
+          'failed' % mw.status)
+    err = mw.r.get('error-desc', '')
+    t0 = time.monotonic()
+    try:
+        wait_until(lambda: src.status(timeout=2.0)['status'] == 'running',
+                   time.monotonic() + 5, 'source running again')
+    except Fail:
+        pass
+    sst = src.status(timeout=2.0)['status']
+    qmp_ms = (time.monotonic() - t0) * 1000
+    check(sst == 'running', fails, 'source VM %s after the failed migration' % sst)
+    check(qmp_ms < 5000, fails, 'QMP answered in %.0f ms' % qmp_ms)
+    werr, kerr = guest_error_times(ctx, t_fail)
+    check(not werr and not kerr, fails, 'guest errors during the outage: %s' %
+          [x[2] for x in (werr + kerr)[:2]])
+    t_rest = ctx.tl.mark('storage-restored')
+    st.restore()
+    check(mw.t_end < t_rest, fails, 'first migration ended after the storage came back')
+    t_res = wait_resumed(ctx, t_rest, time.monotonic() + 30 + st.reconnect_lag(a.outage))
+    on = [tg for t, tg, _, _ in ctx.console.find(r'E2E-PROGRESS', t_res - 0.01)
+          if t == t_res][:1]
+    check(on == ['src'], fails, 'guest resumed on %s, expected src' % on)
+    # second attempt, storage healthy
+    dst_rc = dst.proc.poll()
+    dst2, uri2 = start_destination(ctx, src, 'dst2')
+    t_m2 = ctx.tl.mark('migrate2-start')
+    src.qmp.cmd('migrate', {'uri': uri2})
+    mw2 = MigWatch(ctx, src, 'migration2')
+    mw2.wait_end(a.migrate_timeout)
+    if mw2.status != 'completed':
+        raise Fail('second migration (storage healthy) %s: %s' % (
+            mw2.status, mw2.r.get('error-desc', '')))
+    t_dw = switch_to(ctx, src, dst2, mw2.t_end, fails)
+    post_run(ctx, a.post_seconds)
+    src.qmp.cmd('quit', check=False)
+    res = finish(ctx, dst2)
+    check_guest_clean(res, fails)
+    check(res.get('max_stall_ms', 0) >= 0.5 * a.outage * 1000, fails,
+          'guest did not stall during the outage (max %s ms)' % res.get('max_stall_ms'))
+    acts = check_retry_only([src, dst2], t_fail, fails)
+    d = ('%s 1st migration: started +%.1fs, failed +%.1fs (%s), source %s, '
+         'qmp_status_ms=%.0f, 1st dst exit=%s; storage back +%.1fs, guest resumed on src '
+         '+%.1fs; 2nd migration %.1fs, downtime_ms=%s, guest writes on dst2 +%.1fs; '
+         'qmp_io_errors=%s' % (
+             summary(res), t_m - t_fail, mw.t_end - t_fail, err, sst, qmp_ms, dst_rc,
+             t_rest - t_fail, t_res - t_fail, mw2.t_end - t_m2, mw2.r.get('downtime'),
+             t_dw - t_fail, acts))
     return fails, d
 
 
@@ -1144,6 +1301,7 @@ SCENARIO_FUNCS = {
     'upstream-default': sc_upstream_default,
     'upstream-stop': sc_upstream_stop,
     'migrate': sc_migrate,
+    'migrate-in-outage': sc_migrate_in_outage,
     'rerror-report': sc_rerror_report,
 }
 
@@ -1321,7 +1479,10 @@ def timeline_text(ctx):
             elif werr:
                 ev.append((prog[-1][0], 'guest writes still failing'))
     labels = {'vm-paused': 'VM paused (status %s)', 'cont-sent': 'harness sends cont',
-              'migrate-start': 'migration starts', 'migration-completed': 'migration completed'}
+              'migrate-start': 'migration starts', 'migration-completed': 'migration completed',
+              'migration-failed': 'migration failed: %s', 'bandwidth-lifted':
+              'migration bandwidth limit lifted', 'migrate2-start': 'second migration starts',
+              'migration2-completed': 'second migration completed'}
     for t, name, text in tl.marks:
         if name in labels:
             ev.append((t, labels[name] % text if '%' in labels[name] else labels[name]))
@@ -1405,6 +1566,10 @@ def main():
     ap.add_argument('--post-seconds', type=float, default=2.0)
     ap.add_argument('--boot-timeout', type=float, default=90.0)
     ap.add_argument('--migrate-timeout', type=float, default=60.0)
+    ap.add_argument('--migrate-slow-bw', type=int, default=1 << 20,
+                    help='migrate: max-bandwidth during the outage, bytes/s')
+    ap.add_argument('--migrate-fast-bw', type=int, default=1 << 30,
+                    help='max-bandwidth otherwise, bytes/s')
     ap.add_argument('--guest-max', type=int, default=240,
                     help='guest workload safety limit, s')
     ap.add_argument('--keep', action='store_true', help='keep work dirs')
