@@ -60,15 +60,20 @@ ALL_SCENARIOS = ['upstream-default', 'upstream-stop', 'short-outage',
 DEVICES = ['virtio-blk', 'scsi-hd']
 STORAGES = ['fuse', 'nbd']
 ALL_COMBOS = [(d, s) for d in DEVICES for s in STORAGES]
-# default suite: the upstream pictures and short-outage on every combination,
-# the other retry scenarios on two crossed combinations
+# default suite (--check; about 3.5 min now, 5-5.5 min once scsi-hd has
+# retry): short-outage on every combination, the other scenarios on two
+# crossed combinations (each device and each storage kind once),
+# migrate-in-outage on one; --all-combos runs everything everywhere
+CROSSED = [('virtio-blk', 'fuse'), ('scsi-hd', 'nbd')]
+CROSSED2 = [('virtio-blk', 'nbd'), ('scsi-hd', 'fuse')]
 DEFAULT_SUITE = (
-    [('upstream-default', d, s) for d, s in ALL_COMBOS] +
-    [('upstream-stop', d, s) for d, s in ALL_COMBOS] +
+    [('upstream-default', d, s) for d, s in CROSSED2] +
+    [('upstream-stop', d, s) for d, s in CROSSED] +
     [('short-outage', d, s) for d, s in ALL_COMBOS] +
-    [('long-outage', 'virtio-blk', 'fuse'), ('long-outage', 'scsi-hd', 'nbd'),
-     ('migrate', 'virtio-blk', 'nbd'), ('migrate', 'scsi-hd', 'fuse'),
-     ('rerror-report', 'virtio-blk', 'fuse'), ('rerror-report', 'scsi-hd', 'nbd')])
+    [('long-outage', d, s) for d, s in CROSSED] +
+    [('rerror-report', d, s) for d, s in CROSSED] +
+    [('migrate', d, s) for d, s in CROSSED2] +
+    [('migrate-in-outage', 'virtio-blk', 'fuse')])
 
 VERBOSE = False
 
@@ -1187,6 +1192,7 @@ def sc_migrate(ctx, device, storage):
     outage_wait(ctx, t_fail + a.outage, poll=mw.poll)
     mw.poll()
     at_restore = mw.status
+    mb_at_restore = mw.ram_mb('transferred')
     t_rest = ctx.tl.mark('storage-restored')
     st.restore()
     check(at_restore == 'active', fails,
@@ -1214,12 +1220,12 @@ def sc_migrate(ctx, device, storage):
     check(res.get('max_stall_ms', 0) >= 0.5 * a.outage * 1000, fails,
           'guest did not stall during the outage (max %s ms)' % res.get('max_stall_ms'))
     acts = check_retry_only([src, dst], t_fail, fails)
-    d = ('%s migration: started +%.1fs, %s at restore, guest resumed on src +%.1fs, '
-         'completed +%.1fs (%.1fs after the limit was lifted), downtime_ms=%s, '
-         'ram_mb=%s, guest writes on dst +%.1fs; qmp_io_errors=%s' % (
-             summary(res), t_m - t_fail, at_restore, t_res - t_fail, t_done - t_fail,
-             t_done - t_lift, mw.r.get('downtime'), mw.ram_mb('transferred'),
-             t_dw - t_fail, acts))
+    d = ('%s migration: started +%.1fs, %s at restore (%s MB sent), guest resumed on '
+         'src +%.1fs, completed +%.1fs (%.1fs after the limit was lifted, %s MB), '
+         'downtime_ms=%s, guest writes on dst +%.1fs; qmp_io_errors=%s' % (
+             summary(res), t_m - t_fail, at_restore, mb_at_restore, t_res - t_fail,
+             t_done - t_fail, t_done - t_lift, mw.ram_mb('transferred'),
+             mw.r.get('downtime'), t_dw - t_fail, acts))
     return fails, d
 
 
@@ -1242,16 +1248,18 @@ def sc_migrate_in_outage(ctx, device, storage):
     check(mw.status == 'failed', fails, 'first migration %s during the outage, expected '
           'failed' % mw.status)
     err = mw.r.get('error-desc', '')
+    # it failed at completion: the source had stopped the VM for the switchover
+    stops = src.qmp.named('STOP', t_m)
+    check(stops and stops[0][0] <= mw.t_end, fails,
+          'no STOP before the migration failed: it did not reach completion')
+    with contextlib.suppress(Fail):
+        wait_until(lambda: src.status()['status'] == 'running', time.monotonic() + 5,
+                   'source running again')
     t0 = time.monotonic()
-    try:
-        wait_until(lambda: src.status(timeout=2.0)['status'] == 'running',
-                   time.monotonic() + 5, 'source running again')
-    except Fail:
-        pass
-    sst = src.status(timeout=2.0)['status']
+    sst = src.status(timeout=5.0)['status']
     qmp_ms = (time.monotonic() - t0) * 1000
     check(sst == 'running', fails, 'source VM %s after the failed migration' % sst)
-    check(qmp_ms < 5000, fails, 'QMP answered in %.0f ms' % qmp_ms)
+    check(qmp_ms < 2000, fails, 'QMP answered in %.0f ms' % qmp_ms)
     werr, kerr = guest_error_times(ctx, t_fail)
     check(not werr and not kerr, fails, 'guest errors during the outage: %s' %
           [x[2] for x in (werr + kerr)[:2]])
@@ -1610,6 +1618,7 @@ def main():
         sts = demo(args, env)
         return 1 if 'FAIL' in sts else 0
     counts = {'PASS': 0, 'FAIL': 0, 'SKIP': 0}
+    times = []
     for sc, dev, sto in runs:
         try:
             st, name, detail, el = run_one(args, env, sc, dev, sto)
@@ -1620,8 +1629,13 @@ def main():
                 counts['PASS'], counts['FAIL'], counts['SKIP']))
             return 130
         counts[st] += 1
+        times.append((st, name, el))
         print('%s %s %.1fs %s' % (st, name, el, detail))
         sys.stdout.flush()
+    if len(times) > 1:
+        print('wall times:')
+        for st, name, el in times:
+            print('  %6.1fs %s %s' % (el, st, name))
     print('total %.0f s' % (time.monotonic() - t0))
     print('%d passed, %d failed, %d skipped' % (counts['PASS'], counts['FAIL'], counts['SKIP']))
     return 1 if counts['FAIL'] else 0
