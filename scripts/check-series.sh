@@ -15,17 +15,17 @@ commits=$(git -C "$t" rev-list --reverse upstream..HEAD)
 [ -n "$commits" ] || die "the series is empty"
 
 if [ ! -d "$wt/.git" ] && [ ! -f "$wt/.git" ]; then
-    git -C "$t" worktree add -f --detach "$wt" upstream >/dev/null
+    git -C "$t" worktree add -q -f --detach "$wt" upstream
 fi
 fail=0 n=0
 for c in $commits; do
     n=$((n + 1))
     subj=$(git -C "$t" log -1 --format=%s "$c")
     git -C "$wt" checkout -q --detach "$c"
-    if ! (cd "$wt" && ./scripts/checkpatch.pl --no-signoff -q --git "$c" >/dev/null 2>&1 &&
+    if ! (cd "$wt" && ./scripts/checkpatch.pl "$c^..$c" >/dev/null 2>&1 &&
           git log -1 --format=%B "$c" | grep -q '^Signed-off-by: '); then
         echo "not ok $n checkpatch/signoff: $subj"
-        (cd "$wt" && ./scripts/checkpatch.pl --git "$c" | tail -20) || true
+        (cd "$wt" && ./scripts/checkpatch.pl "$c^..$c" | tail -20) || true
         fail=1
         continue
     fi

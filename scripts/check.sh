@@ -85,6 +85,7 @@ iotests_list() {
     local d=$TREE/tests/qemu-iotests f g
     (cd "$d" && for f in [0-9][0-9][0-9] tests/*; do
         [ -f "$f" ] || continue
+        case $f in *.out|*.py|*.pyc) continue ;; esac
         g=$(grep -m1 '^# group:' "$f")
         case $f in *retry*) echo "${f#tests/}"; continue ;; esac
         case $g in *quick*) ;; *) continue ;; esac
