@@ -60,7 +60,7 @@ ALL_SCENARIOS = ['upstream-default', 'upstream-stop', 'short-outage',
 DEVICES = ['virtio-blk', 'scsi-hd']
 STORAGES = ['fuse', 'nbd']
 ALL_COMBOS = [(d, s) for d in DEVICES for s in STORAGES]
-# default suite (--check; about 3.5 min now, 5-5.5 min once scsi-hd has
+# default suite (--check; 3 min now, about 4.5 min once scsi-hd has
 # retry): short-outage on every combination, the other scenarios on two
 # crossed combinations (each device and each storage kind once),
 # migrate-in-outage on one; --all-combos runs everything everywhere
