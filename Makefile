@@ -10,7 +10,7 @@ S := scripts
 
 .PHONY: all deps source tree tree-upstream build build-upstream export \
         check check-qtest check-iotests check-e2e check-workspace \
-        check-series check-quilt demo clean
+        check-series check-quilt demo bench clean
 
 all: build
 	@echo
@@ -43,7 +43,7 @@ build-upstream: tree-upstream
 export:
 	@$(S)/export.sh
 
-check: build
+check: build build-upstream
 	@$(S)/check.sh
 
 check-workspace:
@@ -67,6 +67,10 @@ demo: build build-upstream
 	@QEMU=build/qemu/build/qemu-system-x86_64 \
 	 QEMU_UPSTREAM=build/qemu-upstream/build/qemu-system-x86_64 \
 	 python3 tests/e2e/run.py --demo
+
+# Fast path without errors: QEMU CPU per virtio-blk request, patched vs upstream
+bench: build build-upstream
+	@python3 bench/virtio-blk-fastpath.py
 
 clean:
 	rm -rf build/qemu/build build/qemu-upstream/build build/check-logs

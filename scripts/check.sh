@@ -3,7 +3,7 @@
 # guard the code it touches, plus the workspace's own tests.
 #
 # usage: scripts/check.sh [SUITE...]   (default: all suites)
-#   suites: workspace qtest iotests (default), e2e (make check-e2e)
+#   suites: workspace qtest iotests e2e (default: all)
 #
 # Prints one summary line per suite and, last, "N passed, N failed, N skipped".
 # Exits non-zero if anything failed.  A skipped test is counted as skipped.
@@ -12,7 +12,7 @@ set -uo pipefail
 
 b=$TREE/build
 suites=("$@")
-[ ${#suites[@]} = 0 ] && suites=(workspace qtest iotests)
+[ ${#suites[@]} = 0 ] && suites=(workspace qtest iotests e2e)
 logdir=$BUILD_ROOT/check-logs
 mkdir -p "$logdir"
 
