@@ -1186,21 +1186,27 @@ def migrate_setup(ctx, device, storage):
     return st, src
 
 
-def sc_migrate(ctx, device, storage):
-    a = ctx.args
+def migrate_in_outage(ctx, device, storage, bandwidth):
+    """boot, start the destination while the storage is up (it opens the
+    disk), fail the storage, wait for the guest to hang, start migrating"""
     st, src = migrate_setup(ctx, device, storage)
-    # the destination opens the disk: start it while the storage is up
     dst, uri = start_destination(ctx, src, 'dst')
     warmup(ctx)
-    fails = []
     t_fail = ctx.tl.mark('outage-start')
     st.fail()
     wait_hung(ctx, src, t_fail)
-    # held back: at this rate the first RAM pass alone takes minutes
-    src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': a.migrate_slow_bw})
+    src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': bandwidth})
     t_m = ctx.tl.mark('migrate-start')
     src.qmp.cmd('migrate', {'uri': uri})
-    mw = MigWatch(ctx, src)
+    return st, src, dst, uri, t_fail, t_m, MigWatch(ctx, src)
+
+
+def sc_migrate(ctx, device, storage):
+    a = ctx.args
+    # held back: at this rate the first RAM pass alone takes minutes
+    st, src, dst, uri, t_fail, t_m, mw = migrate_in_outage(
+        ctx, device, storage, a.migrate_slow_bw)
+    fails = []
     outage_wait(ctx, t_fail + a.outage, poll=mw.poll)
     mw.poll()
     at_restore = mw.status
@@ -1243,17 +1249,9 @@ def sc_migrate(ctx, device, storage):
 
 def sc_migrate_in_outage(ctx, device, storage):
     a = ctx.args
-    st, src = migrate_setup(ctx, device, storage)
-    dst, uri = start_destination(ctx, src, 'dst')
-    warmup(ctx)
+    st, src, dst, uri, t_fail, t_m, mw = migrate_in_outage(
+        ctx, device, storage, a.migrate_fast_bw)
     fails = []
-    t_fail = ctx.tl.mark('outage-start')
-    st.fail()
-    wait_hung(ctx, src, t_fail)
-    src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': a.migrate_fast_bw})
-    t_m = ctx.tl.mark('migrate-start')
-    src.qmp.cmd('migrate', {'uri': uri})
-    mw = MigWatch(ctx, src)
     # the storage stays down for the outage and until the migration ended
     outage_wait(ctx, t_fail + a.outage, poll=mw.poll)
     mw.wait_end(a.migrate_timeout)
