@@ -55,7 +55,7 @@ suite_workspace() {
 
 # Upstream's virtio-blk and virtio-scsi qos tests, which include the
 # series' retry tests; each runs on its own, so that a crash is one failure.
-QOS_FILTER='/pci-bus/virtio-(blk|scsi)-pci/|/virtio-blk/retry/'
+QOS_FILTER='/pci-bus/virtio-(blk|scsi)-pci/|/virtio-(blk|scsi)/retry/'
 suite_qtest() {
     local log=$logdir/qtest.log t0=$SECONDS t n=0
     local env=(QTEST_QEMU_BINARY=./qemu-system-x86_64 QTEST_QEMU_IMG=./qemu-img
