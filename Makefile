@@ -1,6 +1,7 @@
 # QEMU werror/rerror=retry: the patch series and its workspace.
 #
 #   make            install dependencies, fetch QEMU, apply the series, build
+#   make demo       ... build upstream too, and show a guest riding out an outage
 #   make check      ... and run every test suite (what CI runs)
 #
 # See README.md for the rest.
