@@ -10,7 +10,8 @@ SHELL := /bin/bash
 S := scripts
 
 .PHONY: all deps source tree tree-upstream build build-upstream export \
-        check check-qtest check-iotests check-e2e check-workspace \
+        build-asan check check-qtest check-iotests check-asan check-e2e \
+        check-workspace \
         check-series check-quilt demo bench clean
 
 all: build
@@ -41,10 +42,14 @@ build: tree
 build-upstream: tree-upstream
 	@$(S)/build.sh --upstream
 
+# The patched qemu-system-x86_64 with AddressSanitizer, for check-asan
+build-asan: tree
+	@$(S)/build.sh --asan
+
 export:
 	@$(S)/export.sh
 
-check: build build-upstream
+check: build build-upstream build-asan
 	@$(S)/check.sh
 
 check-workspace:
@@ -53,6 +58,8 @@ check-qtest: build
 	@$(S)/check.sh qtest
 check-iotests: build
 	@$(S)/check.sh iotests
+check-asan: build build-asan
+	@$(S)/check.sh asan
 check-e2e: build build-upstream
 	@$(S)/check.sh e2e
 
@@ -74,4 +81,4 @@ bench: build build-upstream
 	@python3 bench/virtio-blk-fastpath.py
 
 clean:
-	rm -rf build/qemu/build build/qemu-upstream/build build/check-logs
+	rm -rf build/qemu/build build/qemu/build-asan build/qemu-upstream/build build/check-logs

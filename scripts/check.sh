@@ -3,7 +3,7 @@
 # guard the code it touches, plus the workspace's own tests.
 #
 # usage: scripts/check.sh [SUITE...]   (default: all suites)
-#   suites: workspace qtest iotests e2e (default: all)
+#   suites: workspace qtest iotests e2e asan (default: all)
 #
 # Prints one summary line per suite and, last, "N passed, N failed, N skipped".
 # Exits non-zero if anything failed.  A skipped test is counted as skipped.
@@ -12,7 +12,7 @@ set -uo pipefail
 
 b=$TREE/build
 suites=("$@")
-[ ${#suites[@]} = 0 ] && suites=(workspace qtest iotests e2e)
+[ ${#suites[@]} = 0 ] && suites=(workspace qtest iotests asan e2e)
 logdir=$BUILD_ROOT/check-logs
 mkdir -p "$logdir"
 
@@ -107,6 +107,37 @@ suite_iotests() {
     record iotests $pass $fail $skip $((SECONDS - t0))
 }
 
+# The series' retry qtests again, against an AddressSanitizer build of QEMU
+# (scripts/build.sh --asan): a parked request that is leaked, completed
+# twice or used after free (reset, unplug, abort, migration, QMP fail-now)
+# makes QEMU abort, and the test fail.
+ASAN_FILTER='/virtio-(blk|scsi)(-tests)?/retry/'
+suite_asan() {
+    local log=$logdir/asan.log t0=$SECONDS t n=0
+    local qemu=$TREE/build-asan/qemu-system-x86_64
+    local env=(QTEST_QEMU_BINARY=$qemu QTEST_QEMU_IMG=./qemu-img
+               ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:print_summary=1
+               LSAN_OPTIONS=suppressions=$top/tests/asan/lsan.supp)
+    [ -x "$qemu" ] || { echo "asan: $qemu missing; run 'make build-asan'" >&2; record asan 0 1 0 0; return; }
+    : > "$log"
+    for t in $(cd "$b" && env "${env[@]}" ./tests/qtest/qos-test -l | grep -E "$ASAN_FILTER"); do
+        n=$((n + 1))
+        (cd "$b" && env "${env[@]}" timeout 300 ./tests/qtest/qos-test --tap -k -p "$t") \
+            > "$logdir/asan-one.log" 2>&1
+        local rc=$?
+        cat "$logdir/asan-one.log" >> "$log"
+        if grep -qE 'ERROR: (Address|Leak)Sanitizer' "$logdir/asan-one.log"; then
+            echo "not ok - $t (AddressSanitizer report)" >> "$log"
+        elif [ $rc != 0 ] && ! grep -qE '^not ok' "$logdir/asan-one.log"; then
+            echo "not ok - $t (exit $rc: crashed or timed out)" >> "$log"
+        elif ! grep -qE '^(not )?ok' "$logdir/asan-one.log"; then
+            echo "not ok - $t (did not run)" >> "$log"
+        fi
+    done
+    [ $n -ge 30 ] || echo "not ok - only $n retry tests matched $ASAN_FILTER" >> "$log"
+    record asan $(tap_count "$log") $((SECONDS - t0))
+}
+
 suite_e2e() {
     local log=$logdir/e2e.log t0=$SECONDS
     if [ ! -f "$top/tests/e2e/run.py" ]; then
@@ -129,8 +160,8 @@ suite_e2e() {
 
 for s in "${suites[@]}"; do
     case $s in
-    workspace|qtest|iotests|e2e) "suite_$s" ;;
-    *) die "unknown suite '$s' (workspace qtest iotests e2e)" ;;
+    workspace|qtest|iotests|asan|e2e) "suite_$s" ;;
+    *) die "unknown suite '$s' (workspace qtest iotests asan e2e)" ;;
     esac
 done
 
