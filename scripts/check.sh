@@ -111,7 +111,7 @@ suite_iotests() {
 # (scripts/build.sh --asan): a parked request that is leaked, completed
 # twice or used after free (reset, unplug, abort, migration, QMP fail-now)
 # makes QEMU abort, and the test fail.
-ASAN_FILTER='/virtio-(blk|scsi)(-tests)?/retry/'
+ASAN_FILTER='/virtio-(blk|scsi)(-pci)?(-tests)?/retry/'
 suite_asan() {
     local log=$logdir/asan.log t0=$SECONDS t n=0
     local qemu=$TREE/build-asan/qemu-system-x86_64
