@@ -53,30 +53,43 @@ suite_workspace() {
     record workspace $(tap_count "$log") $((SECONDS - t0))
 }
 
-# Upstream's virtio-blk and virtio-scsi qos tests, which include the
-# series' retry tests; each runs on its own, so that a crash is one failure.
-QOS_FILTER='/pci-bus/virtio-(blk|scsi)-pci/|/virtio-(blk|scsi)/retry/'
-suite_qtest() {
-    local log=$logdir/qtest.log t0=$SECONDS t n=0
-    local env=(QTEST_QEMU_BINARY=./qemu-system-x86_64 QTEST_QEMU_IMG=./qemu-img
-               QTEST_QEMU_STORAGE_DAEMON_BINARY=./storage-daemon/qemu-storage-daemon)
-    [ -x "$b/tests/qtest/qos-test" ] || { echo "qtest: $b/tests/qtest/qos-test missing; run 'make build'" >&2; record qtest 0 1 0 0; return; }
+# Run the qos tests whose paths match FILTER one by one, so that a crash is
+# one failure, against QEMU binary QEMU; at least MIN must match.
+# usage: run_qos SUITE FILTER QEMU MIN [VAR=value...]
+run_qos() {
+    local suite=$1 filter=$2 qemu=$3 min=$4 t n=0 rc
+    shift 4
+    local log=$logdir/$suite.log one=$logdir/$suite-one.log t0=$SECONDS
+    local env=(QTEST_QEMU_BINARY=$qemu QTEST_QEMU_IMG=./qemu-img
+               QTEST_QEMU_STORAGE_DAEMON_BINARY=./storage-daemon/qemu-storage-daemon
+               "$@")
+    [ -x "$b/tests/qtest/qos-test" ] || { echo "$suite: $b/tests/qtest/qos-test missing; run 'make build'" >&2; record "$suite" 0 1 0 0; return; }
+    [ -x "$qemu" ] || [ -x "$b/$qemu" ] || { echo "$suite: $qemu missing" >&2; record "$suite" 0 1 0 0; return; }
     : > "$log"
-    for t in $(cd "$b" && env "${env[@]}" ./tests/qtest/qos-test -l | grep -E "$QOS_FILTER"); do
+    for t in $(cd "$b" && env "${env[@]}" ./tests/qtest/qos-test -l | grep -E "$filter"); do
         n=$((n + 1))
         (cd "$b" && env "${env[@]}" timeout 300 ./tests/qtest/qos-test --tap -k -p "$t") \
-            > "$logdir/qtest-one.log" 2>&1
-        local rc=$?
-        cat "$logdir/qtest-one.log" >> "$log"
-        if [ $rc != 0 ] && ! grep -qE '^not ok' "$logdir/qtest-one.log"; then
+            > "$one" 2>&1
+        rc=$?
+        cat "$one" >> "$log"
+        if grep -qE 'ERROR: (Address|Leak)Sanitizer' "$one"; then
+            echo "not ok - $t (AddressSanitizer report)" >> "$log"
+        elif [ $rc != 0 ] && ! grep -qE '^not ok' "$one"; then
             echo "not ok - $t (exit $rc: crashed or timed out)" >> "$log"
-        elif ! grep -qE '^(not )?ok' "$logdir/qtest-one.log"; then
+        elif ! grep -qE '^(not )?ok' "$one"; then
             echo "not ok - $t (did not run)" >> "$log"
         fi
     done
-    # 14 upstream tests and the series' own: fewer means the list broke
-    [ $n -ge 20 ] || echo "not ok - only $n qos tests matched $QOS_FILTER" >> "$log"
-    record qtest $(tap_count "$log") $((SECONDS - t0))
+    # Fewer than expected means the list broke
+    [ $n -ge "$min" ] || echo "not ok - only $n qos tests matched $filter" >> "$log"
+    record "$suite" $(tap_count "$log") $((SECONDS - t0))
+}
+
+# Upstream's virtio-blk and virtio-scsi qos tests (14), which include the
+# series' retry tests
+suite_qtest() {
+    run_qos qtest '/pci-bus/virtio-(blk|scsi)-pci/|/virtio-(blk|scsi)/retry/' \
+        ./qemu-system-x86_64 20
 }
 
 # qemu-iotests of the quick group that involve werror/rerror, blkdebug
@@ -111,31 +124,11 @@ suite_iotests() {
 # (scripts/build.sh --asan): a parked request that is leaked, completed
 # twice or used after free (reset, unplug, abort, migration, QMP fail-now)
 # makes QEMU abort, and the test fail.
-ASAN_FILTER='/virtio-(blk|scsi)(-pci)?(-tests)?/retry/'
 suite_asan() {
-    local log=$logdir/asan.log t0=$SECONDS t n=0
-    local qemu=$TREE/build-asan/qemu-system-x86_64
-    local env=(QTEST_QEMU_BINARY=$qemu QTEST_QEMU_IMG=./qemu-img
-               ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:print_summary=1
-               LSAN_OPTIONS=suppressions=$top/tests/asan/lsan.supp)
-    [ -x "$qemu" ] || { echo "asan: $qemu missing; run 'make build-asan'" >&2; record asan 0 1 0 0; return; }
-    : > "$log"
-    for t in $(cd "$b" && env "${env[@]}" ./tests/qtest/qos-test -l | grep -E "$ASAN_FILTER"); do
-        n=$((n + 1))
-        (cd "$b" && env "${env[@]}" timeout 300 ./tests/qtest/qos-test --tap -k -p "$t") \
-            > "$logdir/asan-one.log" 2>&1
-        local rc=$?
-        cat "$logdir/asan-one.log" >> "$log"
-        if grep -qE 'ERROR: (Address|Leak)Sanitizer' "$logdir/asan-one.log"; then
-            echo "not ok - $t (AddressSanitizer report)" >> "$log"
-        elif [ $rc != 0 ] && ! grep -qE '^not ok' "$logdir/asan-one.log"; then
-            echo "not ok - $t (exit $rc: crashed or timed out)" >> "$log"
-        elif ! grep -qE '^(not )?ok' "$logdir/asan-one.log"; then
-            echo "not ok - $t (did not run)" >> "$log"
-        fi
-    done
-    [ $n -ge 30 ] || echo "not ok - only $n retry tests matched $ASAN_FILTER" >> "$log"
-    record asan $(tap_count "$log") $((SECONDS - t0))
+    run_qos asan '/virtio-(blk|scsi)(-pci)?(-tests)?/retry/' \
+        "$TREE/build-asan/qemu-system-x86_64" 30 \
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:print_summary=1 \
+        LSAN_OPTIONS=suppressions=$top/tests/asan/lsan.supp
 }
 
 suite_e2e() {
