@@ -1188,6 +1188,22 @@ def migrate_setup(ctx, device, storage):
     return st, src
 
 
+def finish_on_destination(ctx, a, src, dst, t_done, t_fail, fails):
+    """After a migration that completed at t_done: the guest goes on on dst,
+    writes a while, is stopped and checked (no error, one stall from the
+    outage, only 'retry' events on either side).  Returns (result, QMP
+    BLOCK_IO_ERROR actions, when the guest first wrote on dst)."""
+    t_dw = switch_to(ctx, src, dst, t_done, fails)
+    post_run(ctx, a.post_seconds)
+    src.qmp.cmd('quit', check=False)
+    res = finish(ctx, dst)
+    check_guest_clean(res, fails)
+    check(res.get('max_stall_ms', 0) >= 0.5 * a.outage * 1000, fails,
+          'guest did not stall during the outage (max %s ms)' % res.get('max_stall_ms'))
+    acts = check_retry_only([src, dst], t_fail, fails)
+    return res, acts, t_dw
+
+
 def migrate_in_outage(ctx, device, storage, bandwidth):
     """boot, start the destination while the storage is up (it opens the
     disk), fail the storage, wait for the guest to hang, start migrating"""
@@ -1232,14 +1248,7 @@ def sc_migrate(ctx, device, storage):
     t_done = mw.t_end
     check(t_done > t_rest, fails, 'migration completed %.1f s before the storage came back'
           % (t_rest - t_done))
-    t_dw = switch_to(ctx, src, dst, t_done, fails)
-    post_run(ctx, a.post_seconds)
-    src.qmp.cmd('quit', check=False)
-    res = finish(ctx, dst)
-    check_guest_clean(res, fails)
-    check(res.get('max_stall_ms', 0) >= 0.5 * a.outage * 1000, fails,
-          'guest did not stall during the outage (max %s ms)' % res.get('max_stall_ms'))
-    acts = check_retry_only([src, dst], t_fail, fails)
+    res, acts, t_dw = finish_on_destination(ctx, a, src, dst, t_done, t_fail, fails)
     d = ('%s migration: started +%.1fs, %s at restore (%s MB sent), guest resumed on '
          'src +%.1fs, completed +%.1fs (%.1fs after the limit was lifted, %s MB), '
          'downtime_ms=%s, guest writes on dst +%.1fs; qmp_io_errors=%s' % (
@@ -1292,14 +1301,8 @@ def sc_migrate_in_outage(ctx, device, storage):
     if mw2.status != 'completed':
         raise Fail('second migration (storage healthy) %s: %s' % (
             mw2.status, mw2.r.get('error-desc', '')))
-    t_dw = switch_to(ctx, src, dst2, mw2.t_end, fails)
-    post_run(ctx, a.post_seconds)
-    src.qmp.cmd('quit', check=False)
-    res = finish(ctx, dst2)
-    check_guest_clean(res, fails)
-    check(res.get('max_stall_ms', 0) >= 0.5 * a.outage * 1000, fails,
-          'guest did not stall during the outage (max %s ms)' % res.get('max_stall_ms'))
-    acts = check_retry_only([src, dst2], t_fail, fails)
+    res, acts, t_dw = finish_on_destination(ctx, a, src, dst2, mw2.t_end, t_fail,
+                                            fails)
     d = ('%s 1st migration: started +%.1fs, failed +%.1fs (%s), source %s, '
          'qmp_status_ms=%.0f, 1st dst exit=%s; storage back +%.1fs, guest resumed on src '
          '+%.1fs; 2nd migration %.1fs, downtime_ms=%s, guest writes on dst2 +%.1fs; '
