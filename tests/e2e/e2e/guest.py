@@ -1,0 +1,165 @@
+"""The test guest: its image (Debian kernel + busybox initramfs holding the
+workload, built by mkinitramfs.sh) and the workload's console protocol.
+
+The workload prints E2E-START, E2E-PROGRESS twice a second (written, busy_ms
+= age of the operation in flight, ...), E2E-STALL / E2E-WERR / E2E-RERR as
+things happen, and E2E-RESULT once the host typed E2E-STOP (see
+guest/workload.c)."""
+
+import os
+import time
+
+from .base import CACHE, HERE, Fail, check, kv, run_cmd, wait_until
+
+
+def build_guest():
+    """build the host helpers and the guest image: (kernel, initrd)"""
+    run_cmd(['make', '-s', '-C', HERE, 'CACHE=' + CACHE], timeout=300)
+    out = run_cmd([os.path.join(HERE, 'mkinitramfs.sh')], timeout=600)
+    kernel = initrd = None
+    for line in out.splitlines():
+        if line.startswith('KERNEL='):
+            kernel = line[7:]
+        elif line.startswith('INITRD='):
+            initrd = line[7:]
+    if not kernel or not initrd:
+        raise Fail('mkinitramfs.sh printed no KERNEL=/INITRD=: %s' % out[-300:])
+    return kernel, initrd
+
+
+def guest_append(args, extra=''):
+    return ('quiet console=ttyS0 panic=-1 e2e.max=%d e2e.pace=%d %s' %
+            (args.guest_max, args.pace, extra)).strip()
+
+
+def boot(ctx, q):
+    """start QEMU paused, attach, run; wait for the workload to start"""
+    q.start(ctx.console)
+    q.qmp.cmd('cont')
+    dl = time.monotonic() + ctx.args.boot_timeout
+    try:
+        _, t, _ = ctx.console.wait(r'E2E-START', dl, what='workload start')
+    except Fail:
+        if not q.running():
+            raise Fail('QEMU exited during boot: ' + ctx.tail('qemu-' + q.tag))
+        raise
+    ctx.info.setdefault('boot_s', round(t - q.t_spawn, 1))
+    ctx.tl.mark('workload-start')
+
+
+def last_progress(ctx, since=None, prefix='E2E'):
+    p = ctx.console.find(r'%s-PROGRESS (.*)' % prefix, since)
+    return kv(p[-1][3].group(1)) if p else None
+
+
+def wait_written(ctx, n, deadline, what):
+    """wait for a PROGRESS line with written >= n"""
+    def ok():
+        p = last_progress(ctx)
+        return p is not None and p.get('written', 0) >= n
+    wait_until(ok, deadline, what, step=0.1)
+
+
+def warmup(ctx):
+    wait_written(ctx, ctx.args.warmup_files, time.monotonic() + 30, 'warm-up writes')
+
+
+def outage_wait(ctx, until, poll=None):
+    """let the outage's wall time pass (the one sleep the harness allows)"""
+    while True:
+        left = until - time.monotonic()
+        if left <= 0:
+            return
+        if poll:
+            poll()
+        time.sleep(min(left, 0.2))
+
+
+def finish(ctx, q, deadline_s=90):
+    """stop the workload, get its report, wait for power-off"""
+    ctx.tl.mark('stop-sent')
+    ctx.console.send('\nE2E-STOP\n')
+    dl = time.monotonic() + deadline_s
+    _, t, m = ctx.console.wait(r'E2E-RESULT (.*)', dl, start=0, what='E2E-RESULT')
+    res = kv(m.group(1))
+    ctx.tl.mark('result')
+    q.wait_exit(time.monotonic() + 30)
+    return res
+
+
+def guest_error_times(ctx, since):
+    """host times of guest-visible errors after `since`"""
+    werr = ctx.console.find(r'E2E-WERR ', since)
+    kerr = ctx.console.find(r'I/O error|EXT4-fs error|EXT4-fs \(.*\): (?:Remount|error)', since)
+    kerr = [x for x in kerr if 'E2E-' not in x[2]]
+    return werr, kerr
+
+
+def stall_info(ctx, since, until=None):
+    """(stall start estimate, resume time) of the workload's writes"""
+    stalled = resumed = None
+    for t, _, _, m in ctx.console.find(r'E2E-PROGRESS (.*)', since):
+        p = kv(m.group(1))
+        if stalled is None and p.get('busy_ms', 0) >= 1000:
+            stalled = t - p['busy_ms'] / 1000.0
+    for t, _, _, m in ctx.console.find(r'E2E-STALL (.*)', since):
+        s = kv(m.group(1))
+        if s.get('ms', 0) >= 1000 and s.get('err', 1) == 0:
+            resumed = t
+            if stalled is None:
+                stalled = t - s['ms'] / 1000.0
+            break
+    return stalled, resumed
+
+
+def wait_resumed(ctx, restore_t, deadline):
+    """after storage came back: writes progress again (or report an error)"""
+    p0 = last_progress(ctx) or {}
+    base = p0.get('written', 0)
+
+    def ok():
+        for t, _, _, m in ctx.console.find(r'E2E-PROGRESS (.*)', restore_t):
+            p = kv(m.group(1))
+            if p.get('written', 0) > base + 3 and p.get('busy_ms', 0) < 1000:
+                return t
+        return None
+    return wait_until(ok, deadline, 'guest writes to resume', step=0.1)
+
+
+def post_run(ctx, seconds):
+    """let the guest run `seconds` more (guest-clock progress lines)"""
+    p = last_progress(ctx) or {'t': 0}
+    t_want = p.get('t', 0) + int(seconds * 1000)
+    dl = time.monotonic() + seconds + 30
+    ctx.console.wait(r'E2E-PROGRESS t=(\d+)', dl, start=max(0, ctx.console.count() - 1),
+                     what='progress')
+    wait_until(lambda: (last_progress(ctx) or {}).get('t', 0) >= t_want, dl,
+               'guest progress for %.0f s' % seconds, step=0.1)
+
+
+def wait_hung(ctx, q, t_fail):
+    """until the guest really hangs on the failing storage: a write in flight
+    for >= 1.5 s"""
+    def hung():
+        for _, _, _, m in ctx.console.find(r'E2E-PROGRESS (.*)', t_fail):
+            if kv(m.group(1)).get('busy_ms', 0) >= 1500:
+                return True
+        return False
+    wait_until(hung, time.monotonic() + 20, 'guest write stall', step=0.1)
+    return ctx.tl.mark('guest-stalled')
+
+
+def progress_on(ctx, tag, since):
+    """E2E-PROGRESS dicts the guest printed on QEMU `tag`'s console"""
+    return [(t, kv(m.group(1))) for t, tg, _, m in
+            ctx.console.find(r'E2E-PROGRESS (.*)', since) if tg == tag]
+
+
+def check_guest_clean(res, fails):
+    check(res.get('write_errors') == 0, fails, 'guest write errors')
+    check(res.get('read_errors', 0) == 0, fails, 'guest read errors')
+    check(res.get('kernel_io_errors') == 0, fails, 'kernel I/O errors in the guest')
+    check(res.get('fs_rw') == 1 and res.get('fs_writable') == 1, fails,
+          'filesystem not writable')
+    check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
+          'data not verified')

@@ -1,0 +1,180 @@
+"""One outage on one disk: the "before" pictures (upstream default and
+stop policies) and the retry policy's short and long outages and
+rerror=report."""
+
+import time
+
+from ..base import Fail, check, kv
+from ..guest import boot, finish, guest_append, guest_error_times, outage_wait, post_run, warmup
+from ..vm import Qemu
+from .common import (actions, block_errors, common_setup, retry_policy, sc_outage_common,
+                     summary)
+
+
+def assess_upstream_default(ctx, q, res, times):
+    t_fail, t_rest = times
+    fails = []
+    werr, kerr = guest_error_times(ctx, t_fail)
+    guest_saw = (res.get('write_errors', 0) > 0 or res.get('kernel_io_errors', 0) > 0 or
+                 res.get('fs_rw') != 1 or res.get('fs_writable') != 1 or
+                 res.get('bad', 0) > 0)
+    check(guest_saw, fails, 'guest saw no error during a %.0f s outage' % ctx.args.outage)
+    check(not q.qmp.named('STOP'), fails, 'VM paused with the default policy')
+    errs = block_errors(q, t_fail)
+    first = min([x[0] for x in werr + kerr] or [None]) if (werr or kerr) else None
+    d = summary(res) + ' qmp_io_errors=%s' % actions(errs)
+    if first is not None:
+        d += ' first_guest_error=+%.1fs' % (first - t_fail)
+    return fails, d
+
+
+def sc_upstream_default(ctx, device, storage):
+    binary, note = ctx.env['upstream']
+    q, st, res, times = sc_outage_common(ctx, device, storage, binary, {},
+                                         ctx.args.outage, wait_resume=False)
+    fails, d = assess_upstream_default(ctx, q, res, times)
+    return fails, d + note
+
+
+def sc_upstream_stop(ctx, device, storage):
+    binary, note = ctx.env['upstream']
+    q, st, res, (t_fail, t_rest) = sc_outage_common(
+        ctx, device, storage, binary, {'werror': 'stop', 'rerror': 'stop'},
+        ctx.args.outage, stop_manager=True)
+    fails = []
+    stops = q.qmp.named('STOP', t_fail)
+    errs = block_errors(q, t_fail)
+    cyc = ctx.info.get('cycles', 0)
+    check(len(stops) >= 1, fails, 'no STOP event during the outage')
+    check('io-error' in ctx.info.get('paused_states', []), fails,
+          'query-status never reported io-error (saw %s)' % ctx.info.get('paused_states'))
+    check(cyc >= 1, fails, 'no pause/cont cycle')
+    check(all(e.get('action') == 'stop' for e in errs) and errs, fails,
+          'BLOCK_IO_ERROR actions %s, expected stop' % actions(errs))
+    check(res.get('write_errors') == 0, fails, 'guest write errors')
+    check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
+          'data not verified')
+    check(res.get('fs_rw') == 1 and res.get('fs_writable') == 1, fails,
+          'filesystem not writable')
+    check(res.get('kernel_io_errors') == 0, fails, 'kernel I/O errors in the guest')
+    paused = 0.0
+    for t, ev in stops:
+        r = [t2 for t2, e2 in q.qmp.named('RESUME', t)]
+        paused += (r[0] if r else time.monotonic()) - t
+    d = '%s pause_cont_cycles=%d paused_total=%.1fs' % (summary(res), cyc, paused)
+    return fails, d + note
+
+
+def assess_retry_short(ctx, q, res, times, outage, interval, storage_kind, st):
+    t_fail, t_rest = times
+    fails = []
+    slack = ctx.args.slack
+    bound_ms = int((outage + st.reconnect_lag(outage) + interval / 1000.0 + slack) * 1000)
+    errs = block_errors(q, t_fail)
+    acts = actions(errs)
+    check(res.get('write_errors') == 0, fails, 'guest write errors')
+    check(res.get('kernel_io_errors') == 0, fails, 'kernel I/O errors in the guest')
+    check(res.get('fs_rw') == 1 and res.get('fs_writable') == 1, fails,
+          'filesystem not writable')
+    check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
+          'data not verified')
+    check(res.get('max_stall_ms', 0) <= bound_ms, fails,
+          'max stall %s ms > bound %d ms' % (res.get('max_stall_ms'), bound_ms))
+    check(res.get('max_stall_ms', 0) >= 0.5 * outage * 1000, fails,
+          'guest did not stall (max %s ms): the outage did not hit' % res.get('max_stall_ms'))
+    check(acts.get('retry', 0) >= 1, fails, 'no BLOCK_IO_ERROR action=retry (saw %s)' % acts)
+    check(not q.qmp.named('STOP', t_fail), fails, 'VM paused')
+    return fails, '%s stall_bound_ms=%d qmp_io_errors=%s' % (summary(res), bound_ms, acts)
+
+
+def sc_short_outage(ctx, device, storage):
+    a = ctx.args
+    pol = retry_policy(a, a.retry_interval, a.retry_timeout)
+    q, st, res, times = sc_outage_common(ctx, device, storage, ctx.env['qemu'], pol,
+                                         a.outage)
+    return assess_retry_short(ctx, q, res, times, a.outage, a.retry_interval, storage, st)
+
+
+def sc_long_outage(ctx, device, storage):
+    a = ctx.args
+    timeout_ms = a.long_retry_timeout
+    outage = a.long_outage
+    pol = retry_policy(a, a.retry_interval, timeout_ms)
+    st = common_setup(ctx, device, storage)
+    q = Qemu(ctx, ctx.env['qemu'], 'src', st, device, pol, guest_append(a))
+    boot(ctx, q)
+    warmup(ctx)
+    fails = []
+    t_fail = ctx.tl.mark('outage-start')
+    st.fail()
+    bound = timeout_ms / 1000.0 + a.retry_interval / 1000.0 + a.slack
+    # the guest must see an error within timeout + interval + slack
+    try:
+        _, t_err, m = ctx.console.wait(r'E2E-WERR |I/O error|EXT4-fs error',
+                                       t_fail + bound + 5, what='an I/O error')
+        err_after = t_err - t_fail
+        ctx.tl.mark('guest-error', m.group(0))
+    except Fail:
+        err_after = None
+    check(err_after is not None and err_after <= bound, fails,
+          'guest error after %s s, bound %.1f s' % (
+              '%.1f' % err_after if err_after is not None else 'never', bound))
+    check(err_after is None or err_after >= timeout_ms / 1000.0 - 1.0, fails,
+          'guest error after %.1f s, before retry_timeout %.1f s' % (
+              err_after or 0, timeout_ms / 1000.0))
+    t0 = time.monotonic()
+    stq = q.status()
+    qmp_ms = (time.monotonic() - t0) * 1000
+    check(stq.get('status') == 'running', fails, 'VM status %s' % stq.get('status'))
+    check(qmp_ms < 2000, fails, 'QMP answered in %.0f ms' % qmp_ms)
+    outage_wait(ctx, t_fail + outage)
+    t_rest = ctx.tl.mark('storage-restored')
+    st.restore()
+    post_run(ctx, a.post_seconds + st.reconnect_lag(outage))
+    res = finish(ctx, q)
+    errs = block_errors(q, t_fail)
+    check(res.get('write_errors', 0) > 0 or res.get('kernel_io_errors', 0) > 0, fails,
+          'guest result shows no error')
+    d = '%s first_guest_error=+%s bound=%.1fs qmp_status_ms=%.0f qmp_io_errors=%s' % (
+        summary(res), '%.1fs' % err_after if err_after is not None else 'never', bound,
+        qmp_ms, actions(errs))
+    return fails, d
+
+
+def sc_rerror_report(ctx, device, storage):
+    a = ctx.args
+    pol = retry_policy(a, a.retry_interval, a.retry_timeout, rerror='report')
+    q, st, res, times = sc_outage_common(
+        ctx, device, storage, ctx.env['qemu'], pol, a.outage,
+        extra_append='e2e.read_ms=%d' % a.read_ms)
+    t_fail, t_rest = times
+    fails = []
+    rerr = ctx.console.find(r'E2E-RERR (.*)', t_fail)
+    fast = [kv(m.group(1)).get('ms', 10**9) for _, _, _, m in rerr]
+    qmp_reads = [t - t_fail for t, ev in q.qmp.named('BLOCK_IO_ERROR', t_fail)
+                 if ev['data'].get('operation') == 'read' and
+                 ev['data'].get('action') == 'report']
+    # QEMU must report the failed read at once, on both devices
+    check(qmp_reads and min(qmp_reads) <= 2.0, fails,
+          'QEMU did not report a read error at once (%s)' % qmp_reads[:1])
+    if device == 'virtio-blk':
+        check(res.get('read_errors', 0) >= 1, fails, 'no read error reached the guest')
+        check(fast and max(fast) <= 2000, fails, 'reads did not fail fast (%s ms)' %
+              (max(fast) if fast else '-'))
+    # scsi-hd: Linux's SCSI midlayer retries a command that failed with
+    # a retryable sense (ABORTED COMMAND) and blocks the device's queue
+    # while other commands are outstanding, here the parked writes: the
+    # guest's read waits behind them and succeeds after the outage.
+    # The application sees a slow read, not an error.
+    check(res.get('write_errors') == 0, fails, 'guest write errors')
+    check(res.get('max_stall_ms', 0) >= 0.5 * a.outage * 1000, fails,
+          'writes did not hang (max stall %s ms)' % res.get('max_stall_ms'))
+    check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
+          'data not verified')
+    check(res.get('fs_writable') == 1 and res.get('fs_errors', 0) == 0, fails,
+          'filesystem errors (fs_rw=%s fs_errors=%s)' % (res.get('fs_rw'), res.get('fs_errors')))
+    acts = actions(block_errors(q, t_fail))
+    d = '%s read_fail_ms_max=%s qmp_io_errors=%s' % (
+        summary(res), max(fast) if fast else '-', acts)
+    return fails, d
+
