@@ -1,0 +1,31 @@
+#!/bin/bash
+# Export build/libvirt's commits upstream..HEAD to patches-libvirt/*.patch +
+# patches-libvirt/series.
+#
+# Byte-stable, like scripts/export.sh: the same commits always give the same
+# files (zero commit ids, no version signature, full index, fixed
+# abbreviation, no rename detection), so re-exporting an unchanged tree
+# changes nothing in git.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+LV_TREE=${LV_TREE:-$BUILD_ROOT/libvirt}
+PATCHES=$top/patches-libvirt
+
+t=$LV_TREE
+git -C "$t" rev-parse -q --verify upstream >/dev/null 2>&1 ||
+    die "$t is not a workspace tree; run 'make libvirt-tree' first"
+[ -z "$(git -C "$t" status --porcelain --untracked-files=no)" ] ||
+    die "$t has uncommitted changes; commit them into the right patch (git commit --fixup=<sha>; git rebase -i --autosquash upstream) first"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+git -C "$t" -c core.abbrev=12 -c diff.noprefix=false -c format.signOff=false \
+    format-patch -q --zero-commit --no-signature --full-index \
+    --no-renames --subject-prefix=PATCH -o "$tmp" upstream..HEAD
+(cd "$tmp" && ls *.patch 2>/dev/null || true) > "$tmp/series"
+mkdir -p "$PATCHES"
+rm -f "$PATCHES"/*.patch
+cp "$tmp"/*.patch "$PATCHES"/ 2>/dev/null || true
+cp "$tmp/series" "$PATCHES/series"
+tree_ids "$t" > "$t/.git/qemu-retry-synced"
+say "exported $(grep -c . "$PATCHES/series" || true) patches to $PATCHES"
