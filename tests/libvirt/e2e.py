@@ -1,0 +1,494 @@
+#!/usr/bin/env python3
+"""libvirt end to end: the seed's domain XML, started by the patched libvirt
+QEMU driver, rides out a real storage outage.
+
+libvirt's embedded QEMU driver (qemu:///embed, no daemon) runs inside one
+virsh process that this script drives command by command over a pipe, as a
+management application would.  The domain is the e2e guest (Debian kernel +
+busybox initramfs writing ext4 files with fsync, tests/e2e) with <emulator>
+pointing at the patched QEMU and one disk, the seed's:
+
+    <disk type='block' device='disk'>
+      <driver name='qemu' type='raw' cache='none' io='native'
+              error_policy='retry' rerror_policy='retry'
+              retry_interval='2000' retry_timeout='10000'/>
+      <source dev='/dev/loopN'/>        (a loop device over failing-fuse)
+      <target dev='vda' bus='virtio'/>
+
+The storage fails for --outage seconds (EIO from the FUSE file under the
+loop device).  Prints TAP: a fixed plan, one line per check, never a skip;
+whatever cannot be checked because an earlier step broke is "not ok".
+
+Needs root (loop device, FUSE), build/libvirt/build (make build-libvirt),
+build/qemu/build and build/qemu-upstream/build (make build build-upstream).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import contextlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'e2e'))
+
+# the e2e harness's building blocks: failing storage, the guest image, the
+# serial console reader
+from e2e import base, guest, storage, vm   # noqa: E402
+from e2e.base import Fail, kv, wait_until  # noqa: E402
+
+NAME = 'retry-e2e'
+
+# per bus: guest disk name, libvirt's alias, the id the QMP commands take
+# (for virtio-blk-pci the QOM path of its virtio-backend), QEMU's device
+BUSES = {
+    'virtio': dict(dst='vda', alias='virtio-disk0',
+                   qom='/machine/peripheral/virtio-disk0/virtio-backend',
+                   device='virtio-blk-pci', controller=''),
+    'scsi': dict(dst='sda', alias='scsi0-0-0-0', qom='scsi0-0-0-0', device='scsi-hd',
+                 controller="    <controller type='scsi' index='0' model='virtio-scsi'/>\n"),
+}
+
+# the seed's <driver> line
+DRIVER = ("<driver name='qemu' type='raw' cache='none' io='native' "
+          "error_policy='retry' rerror_policy='retry' "
+          "retry_interval='2000' retry_timeout='10000'/>")
+
+# checks of each bus's run (the first one also runs on upstream QEMU)
+CHECKS = [
+    'qemu-without-policy',   # a QEMU without the policy: start refused, clear error
+    'command-line',          # the -device line QEMU got
+    'migratable-xml',        # migration XML carries the retry configuration
+    'event-retry',           # the hang starts: io-error event, action retry
+    'hanging-state',         # domblkerror, domstats, domstate during the hang
+    'qmp-commands',          # block-retry-set/-resubmit/-fail via qemu-monitor-command
+    'event-retry-end',       # the hang ends: io-error event, retry-end: recovered
+    'recovered-state',       # domblkerror, domstats after the hang
+    'guest-data',            # every acknowledged byte verified, no guest error
+]
+
+
+def domain_xml(args, bus, kernel, initrd, loop, console_sock, emulator):
+    b = BUSES[bus]
+    return '''<domain type='qemu'>
+  <name>%(name)s</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>%(kernel)s</kernel>
+    <initrd>%(initrd)s</initrd>
+    <cmdline>quiet console=ttyS0 panic=-1 e2e.max=%(max)d e2e.pace=%(pace)d</cmdline>
+  </os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>%(emulator)s</emulator>
+    <disk type='block' device='disk'>
+      %(driver)s
+      <source dev='%(loop)s'/>
+      <target dev='%(dst)s' bus='%(bus)s'/>
+    </disk>
+%(controller)s    <serial type='unix'>
+      <source mode='bind' path='%(sock)s'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+''' % dict(name=NAME, kernel=kernel, initrd=initrd, max=args.guest_max,
+           pace=args.pace, emulator=emulator, driver=DRIVER, loop=loop,
+           sock=console_sock, dst=b['dst'], bus=bus, controller=b['controller'])
+
+
+class Virsh:
+    """One virsh process holding the embedded QEMU driver (the domain lives
+    as long as it does), fed one command at a time; each command is followed
+    by 'echo' of a marker, so its output is what comes before the marker."""
+
+    PROMPT = 'virsh # '
+
+    def __init__(self, libvirt_build, root, logpath):
+        self.log = open(logpath, 'a')
+        self.p = subprocess.Popen(
+            [os.path.join(libvirt_build, 'run'), os.path.join(libvirt_build, 'tools', 'virsh'),
+             '-c', 'qemu:///embed?root=' + root],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # the driver's own log (warnings: taint, ...) to a file, not
+            # into the commands' output
+            env=dict(os.environ, LIBVIRT_LOG_OUTPUTS='3:file:%s' % os.path.join(
+                os.path.dirname(logpath), 'libvirt.log')))
+        self.buf = ''
+        self.cond = threading.Condition()
+        self.n = 0
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        while True:
+            d = os.read(self.p.stdout.fileno(), 65536)
+            if not d:
+                break
+            text = d.decode('utf-8', 'replace')
+            with self.cond:
+                self.buf += text
+                self.log.write(text)
+                self.log.flush()
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def start(self, line):
+        """send a command; returns a handle for wait()"""
+        self.n += 1
+        mark = '@@done-%d@@' % self.n
+        with self.cond:
+            start = len(self.buf)
+        self.log.write('\n>>> %s\n' % line)
+        self.p.stdin.write(('%s\necho %s\n' % (line, mark)).encode())
+        self.p.stdin.flush()
+        return (line, mark, start)
+
+    def wait(self, handle, timeout=60):
+        line, mark, start = handle
+        dl = time.monotonic() + timeout
+        with self.cond:
+            while mark not in self.buf[start:]:
+                left = dl - time.monotonic()
+                if left <= 0 or self.p.poll() is not None:
+                    raise Fail('virsh: no answer to %r within %d s (virsh %s)' % (
+                        line, timeout, 'exited' if self.p.poll() is not None else 'running'))
+                self.cond.wait(min(left, 0.5))
+            out = self.buf[start:self.buf.index(mark, start)]
+        return out.replace(self.PROMPT, '').strip()
+
+    def cmd(self, line, timeout=60):
+        return self.wait(self.start(line), timeout)
+
+    def close(self):
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.write(b'quit\n')
+                self.p.stdin.flush()
+                self.p.wait(20)
+            except (OSError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait(5)
+        self.log.close()
+
+
+class Ctx:
+    """what the e2e harness's FuseStorage needs of a run"""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.procs = base.Procs(workdir)
+        self.cleanups = contextlib.ExitStack()
+
+    def tail(self, logname, n=400):
+        try:
+            with open(os.path.join(self.workdir, logname + '.log'), 'rb') as f:
+                return f.read()[-n:].decode('utf-8', 'replace').strip().replace('\n', ' | ')
+        except OSError:
+            return ''
+
+    def close(self):
+        try:
+            self.cleanups.close()
+        finally:
+            self.procs.cleanup()
+
+
+def setup_root(root):
+    os.makedirs(os.path.join(root, 'etc'), exist_ok=True)
+    with open(os.path.join(root, 'etc', 'qemu.conf'), 'w') as f:
+        # no namespaces, cgroups, virtlogd or unprivileged QEMU user: this
+        # is a test machine, not a host
+        f.write('namespaces = []\ncgroup_controllers = []\n'
+                'user = "root"\ngroup = "root"\nstdio_handler = "file"\n')
+
+
+class Results:
+    def __init__(self, names):
+        self.names = names
+        self.res = {}
+
+    def ok(self, name, cond, detail):
+        # the first verdict of a check stands
+        assert name in self.names, name
+        self.res.setdefault(name, (bool(cond), detail))
+        return cond
+
+    def report(self):
+        print('1..%d' % len(self.names))
+        failed = 0
+        for i, name in enumerate(self.names, 1):
+            good, detail = self.res.get(name, (False, 'not reached'))
+            failed += not good
+            print('%s %d - %s: %s' % ('ok' if good else 'not ok', i, name, detail))
+        return failed
+
+
+def domstats_block(out):
+    return {m.group(1): m.group(2) for m in re.finditer(r'block\.0\.([\w.]+)=(\S+)', out)}
+
+
+def check_names(buses):
+    return [CHECKS[0]] + ['%s/%s' % (bus, c) for bus in buses for c in CHECKS[1:]]
+
+
+def run(args, R):
+    qemu = args.qemu
+    upstream = args.qemu_upstream
+    for b in (qemu, upstream):
+        if not os.access(b, os.X_OK):
+            raise Fail('QEMU binary %s not found (make build build-upstream)' % b)
+    if not os.access(os.path.join(args.libvirt_build, 'tools', 'virsh'), os.X_OK):
+        raise Fail('no virsh in %s (make build-libvirt)' % args.libvirt_build)
+    if os.geteuid() != 0:
+        raise Fail('needs root (loop device, FUSE mount)')
+
+    kernel, initrd = guest.build_guest()
+    for i, bus in enumerate(args.buses):
+        try:
+            run_bus(args, R, bus, kernel, initrd, first=(i == 0))
+        except Fail as e:
+            print('# %s: error: %s' % (bus, e))
+
+
+def run_bus(args, R, bus, kernel, initrd, first):
+    """one domain on one bus, through one outage"""
+    b = BUSES[bus]
+    qemu = args.qemu
+    upstream = args.qemu_upstream
+
+    def ok(check, cond, detail):
+        return R.ok(check if check == CHECKS[0] else '%s/%s' % (bus, check), cond, detail)
+
+    work = tempfile.mkdtemp(prefix='libvirt-e2e-%s-' % bus, dir='/tmp')
+    ctx = Ctx(work)
+    virsh = console = None
+    finished = False
+    try:
+        root = os.path.join(work, 'root')
+        setup_root(root)
+        image = os.path.join(work, 'disk.img')
+        storage.make_image(image, args.disk_mb)
+        st = storage.FuseStorage(ctx, image, 'native')
+        st.start()
+        sock = os.path.join(work, 'console.sock')
+        virsh = Virsh(args.libvirt_build, root, os.path.join(work, 'virsh.log'))
+
+        # 1. a QEMU without the policy refuses to start the domain, saying why
+        if first:
+            xml_up = os.path.join(work, 'dom-upstream.xml')
+            with open(xml_up, 'w') as f:
+                f.write(domain_xml(args, bus, kernel, initrd, st.loop, sock, upstream))
+            out = virsh.cmd('create %s' % xml_up)
+            left = virsh.cmd('list --all --name')
+            ok('qemu-without-policy',
+               "the 'retry' error policy is not supported by this QEMU binary" in out and
+               "disk '%s'" % b['dst'] in out and NAME not in left,
+               out.splitlines()[-1] if out else '(no output)')
+
+        # the domain, on the patched QEMU
+        xml = os.path.join(work, 'dom.xml')
+        with open(xml, 'w') as f:
+            f.write(domain_xml(args, bus, kernel, initrd, st.loop, sock, qemu))
+        out = virsh.cmd('create %s' % xml, timeout=120)
+        if "Domain '%s' created" % NAME not in out:
+            raise Fail('virsh create failed: %s' % out)
+        console = vm.Console(os.path.join(work, 'console.log'))
+        s = socket.socket(socket.AF_UNIX)
+        wait_until(lambda: s.connect_ex(sock) == 0, time.monotonic() + 10, 'console socket')
+        console.attach(s, 'guest')
+
+        # 2. the command line libvirt gave QEMU
+        qlog = os.path.join(root, 'log', 'qemu', NAME + '.log')
+        with open(qlog) as f:
+            cmdline = f.read()
+        dev = re.search(r"-device '(\{\"driver\":\"%s\"[^']*)'" % b['device'], cmdline)
+        props = json.loads(dev.group(1)) if dev else {}
+        dashed = 'retry-interval' in props
+        ti = 'retry-interval' if dashed else 'retry_interval'
+        tt = 'retry-timeout' if dashed else 'retry_timeout'
+        ok('command-line',
+             props.get('werror') == 'retry' and props.get('rerror') == 'retry' and
+             props.get(ti) == 2000 and props.get(tt) == 10000,
+             '-device %s' % (dev.group(1) if dev else '(no %s -device in %s)' % (b['device'], qlog)))
+
+        # 3. the migration XML carries the configuration
+        mx = virsh.cmd('dumpxml %s --migratable' % NAME)
+        drv = re.search(r'<driver [^>]*error_policy[^>]*/>', mx)
+        ok('migratable-xml',
+             drv and all(a in drv.group(0) for a in (
+                 "error_policy='retry'", "rerror_policy='retry'",
+                 "retry_interval='2000'", "retry_timeout='10000'")),
+             drv.group(0) if drv else '(no <driver> with error_policy)')
+
+        # the guest writes
+        dl = time.monotonic() + args.boot_timeout
+        console.wait(r'E2E-START', dl, what='workload start')
+        wait_until(lambda: (guest.last_progress(SimpleCtx(console)) or {}).get('written', 0) >= 20,
+                   time.monotonic() + 60, 'warm-up writes', step=0.1)
+        before = virsh.cmd('domblkerror %s' % NAME)
+
+        # 4. the outage; the start of the hang arrives as an I/O error event
+        h = virsh.start('event --domain %s --event io-error-reason --timeout %d' % (
+            NAME, args.outage + 30))
+        time.sleep(1.0)         # let virsh register the callback (ordering, not an assertion)
+        t_fail = time.monotonic()
+        st.fail()
+        out = virsh.wait(h, args.outage + 40)
+        t_event = time.monotonic()
+        want = "event 'io-error' for domain '%s': %s (%s) retry due to message" % (
+            NAME, st.loop, b['alias'])
+        ok('event-retry', want in out, '%s (%.1f s after the outage started)' % (
+            out.splitlines()[0] if out else '(no event)', t_event - t_fail))
+
+        # 5. while it hangs
+        berr = virsh.cmd('domblkerror %s' % NAME)
+        stats = domstats_block(virsh.cmd('domstats %s --block' % NAME))
+        state = virsh.cmd('domstate %s --reason' % NAME)
+        ok('hanging-state',
+             before == 'No errors found' and
+             berr == '%s: I/O error being retried (disk hangs)' % b['dst'] and
+             stats.get('retry.active') == 'yes' and int(stats.get('retry.pending', 0)) >= 1 and
+             int(stats.get('retry.episode_ms', -1)) >= 0 and state.startswith('running'),
+             'domblkerror "%s"; domstats retry.active=%s pending=%s episode_ms=%s; domstate %s' % (
+                 berr, stats.get('retry.active'), stats.get('retry.pending'),
+                 stats.get('retry.episode_ms'), state))
+
+        # 6. the QMP commands, from virsh
+        qmc = "qemu-monitor-command %s '%s'"
+        r_set = virsh.cmd(qmc % (NAME, json.dumps({'execute': 'block-retry-set', 'arguments': {
+            'id': b['qom'], 'timeout': 600000}})))
+        qb = json.loads(virsh.cmd(qmc % (NAME, '{"execute":"query-block"}')))
+        retry = [x.get('retry') for x in qb['return'] if x.get('qdev') == b['qom']]
+        r_res = virsh.cmd(qmc % (NAME, json.dumps({'execute': 'block-retry-resubmit',
+                                                   'arguments': {'id': b['qom']}})))
+        parked = json.loads(r_res).get('return', {}).get('requests', -1)
+        qmp_ok = (json.loads(r_set).get('return') == {} and retry and retry[0] and
+                  retry[0].get('timeout') == 600000 and retry[0].get('active') is True and
+                  parked >= 1)
+        qmp_detail = 'set %s; query-block retry %s; resubmit (storage still down) %s' % (
+            r_set, retry[0] if retry else None, r_res)
+
+        # 7. storage back: the end of the hang
+        h = virsh.start('event --domain %s --event io-error-reason --timeout 60' % NAME)
+        time.sleep(1.0)
+        base_wait = t_fail + args.outage - time.monotonic()
+        if base_wait > 0:
+            time.sleep(base_wait)   # the outage's length: the one sleep that makes it
+        t_rest = time.monotonic()
+        st.restore()
+        out = virsh.wait(h, 70)
+        t_end = time.monotonic()
+        want = "event 'io-error' for domain '%s': %s (%s) retry-end: recovered" % (
+            NAME, st.loop, b['alias'])
+        ok('event-retry-end', want in out, '%s (%.1f s after the storage came back; '
+             'outage %.1f s)' % (out.splitlines()[0] if out else '(no event)',
+                                 t_end - t_rest, t_rest - t_fail))
+
+        # 8. after it
+        berr = virsh.cmd('domblkerror %s' % NAME)
+        stats = domstats_block(virsh.cmd('domstats %s --block' % NAME))
+        r_fail = virsh.cmd(qmc % (NAME, json.dumps({'execute': 'block-retry-fail',
+                                                    'arguments': {'id': b['qom']}})))
+        ok('recovered-state',
+             berr == 'No errors found' and stats.get('retry.active') == 'no' and
+             stats.get('retry.pending') == '0' and 'retry.episode_ms' not in stats and
+             stats.get('retry.episodes') == '1' and int(stats.get('retry.recovered', 0)) >= 1 and
+             stats.get('retry.failed') == '0' and stats.get('retry.dropped') == '0',
+             'domblkerror "%s"; domstats %s' % (berr, ' '.join(
+                 '%s=%s' % (k, v) for k, v in sorted(stats.items()) if k.startswith('retry.'))))
+        qmp_ok = qmp_ok and json.loads(r_fail).get('return') == {'requests': 0}
+        ok('qmp-commands', qmp_ok, qmp_detail + '; fail (after) %s' % r_fail)
+
+        # 9. the guest: resumes, then stops and verifies every file it wrote
+        wait_until(lambda: any(kv(m.group(1)).get('busy_ms', 0) < 1000 and
+                               kv(m.group(1)).get('written', 0) > 0
+                               for _, _, _, m in console.find(r'E2E-PROGRESS (.*)', t_rest)),
+                   time.monotonic() + 30, 'guest writes to resume', step=0.1)
+        time.sleep(2.0)         # a little more load after the outage
+        console.send('\nE2E-STOP\n')
+        _, _, m = console.wait(r'E2E-RESULT (.*)', time.monotonic() + 90, what='E2E-RESULT')
+        res = kv(m.group(1))
+        wait_until(lambda: NAME not in virsh.cmd('list --all --name'),
+                   time.monotonic() + 60, 'the guest to power off', step=0.5)
+        gerr = console.find(r'E2E-WERR |E2E-RERR |I/O error|EXT4-fs error|Remounting', t_fail)
+        ok('guest-data',
+             res.get('written', 0) > 20 and res.get('verified') == res.get('written') and
+             res.get('bad') == 0 and res.get('write_errors') == 0 and
+             res.get('read_errors', 0) == 0 and res.get('kernel_io_errors') == 0 and
+             res.get('fs_rw') == 1 and not gerr and
+             res.get('max_stall_ms', 0) >= 500 * args.outage,
+             'written=%s verified=%s bad=%s write_errors=%s read_errors=%s kernel_io_errors=%s '
+             'fs_rw=%s max_stall_ms=%s guest_error_lines=%d' % (
+                 res.get('written'), res.get('verified'), res.get('bad'),
+                 res.get('write_errors'), res.get('read_errors'), res.get('kernel_io_errors'),
+                 res.get('fs_rw'), res.get('max_stall_ms'), len(gerr)))
+        finished = True
+    finally:
+        if virsh:
+            with contextlib.suppress(Fail):
+                virsh.cmd('destroy %s' % NAME, timeout=20)
+            virsh.close()
+        if console:
+            console.close()
+        ctx.close()
+        if finished and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            sys.stderr.write('libvirt-e2e: work directory kept: %s\n' % work)
+
+
+class SimpleCtx:
+    """guest.last_progress() reads ctx.console"""
+
+    def __init__(self, console):
+        self.console = console
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--outage', type=float, default=5.0, help='seconds of failing storage')
+    ap.add_argument('--disk-mb', type=int, default=128)
+    ap.add_argument('--guest-max', type=int, default=180)
+    ap.add_argument('--pace', type=int, default=20)
+    ap.add_argument('--boot-timeout', type=float, default=120)
+    ap.add_argument('--bus', default='virtio,scsi',
+                    help='disk buses to run, comma separated (default: virtio,scsi)')
+    ap.add_argument('--keep', action='store_true', help='keep the work directory')
+    ap.add_argument('-v', '--verbose', action='store_true')
+    ap.add_argument('--qemu', default=os.environ.get('QEMU') or os.path.join(
+        REPO, 'build', 'qemu', 'build', 'qemu-system-x86_64'))
+    ap.add_argument('--qemu-upstream', default=os.environ.get('QEMU_UPSTREAM') or os.path.join(
+        REPO, 'build', 'qemu-upstream', 'build', 'qemu-system-x86_64'))
+    ap.add_argument('--libvirt-build', default=os.environ.get('LIBVIRT_BUILD') or os.path.join(
+        REPO, 'build', 'libvirt', 'build'))
+    args = ap.parse_args()
+    base.VERBOSE = args.verbose
+    args.buses = [x for x in args.bus.split(',') if x]
+    for x in args.buses:
+        if x not in BUSES:
+            ap.error('unknown bus %s (%s)' % (x, ', '.join(BUSES)))
+    R = Results(check_names(args.buses))
+    try:
+        run(args, R)
+    except Fail as e:
+        print('# error: %s' % e)
+    return 1 if R.report() else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
