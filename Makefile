@@ -49,7 +49,7 @@ build-asan: tree
 export:
 	@$(S)/export.sh
 
-check: build build-upstream build-asan
+check: build build-upstream build-asan build-libvirt
 	@$(S)/check.sh
 
 check-workspace:
@@ -62,6 +62,22 @@ check-asan: build build-asan
 	@$(S)/check.sh asan
 check-e2e: build build-upstream
 	@$(S)/check.sh e2e
+
+# libvirt: the second series (patches-libvirt/), against Debian 13's libvirt
+# 11.3.0 source package, built with the QEMU driver only (README, "libvirt")
+.PHONY: libvirt-tree build-libvirt export-libvirt check-libvirt check-libvirt-quilt
+libvirt-tree: deps
+	@$(S)/libvirt-tree.sh $(if $(filter 1 yes,$(FORCE)),--force)
+build-libvirt: libvirt-tree
+	@$(S)/libvirt-build.sh
+export-libvirt:
+	@$(S)/libvirt-export.sh
+# libvirt's tests of what the series touches, and the end-to-end run
+check-libvirt: build build-upstream build-libvirt
+	@$(S)/check.sh libvirt
+# The libvirt series applies with quilt inside Debian's libvirt source package
+check-libvirt-quilt: deps
+	@$(S)/check-libvirt-quilt.sh
 
 # Every patch builds on its own and passes checkpatch (slow: one build per patch)
 check-series: tree

@@ -3,7 +3,7 @@
 # guard the code it touches, plus the workspace's own tests.
 #
 # usage: scripts/check.sh [SUITE...]   (default: all suites)
-#   suites: workspace qtest iotests e2e asan (default: all)
+#   suites: workspace qtest iotests e2e asan libvirt (default: all)
 #
 # Prints one summary line per suite and, last, "N passed, N failed, N skipped".
 # Exits non-zero if anything failed.  A skipped test is counted as skipped.
@@ -12,7 +12,7 @@ set -uo pipefail
 
 b=$TREE/build
 suites=("$@")
-[ ${#suites[@]} = 0 ] && suites=(workspace qtest iotests asan e2e)
+[ ${#suites[@]} = 0 ] && suites=(workspace qtest iotests asan e2e libvirt)
 logdir=$BUILD_ROOT/check-logs
 mkdir -p "$logdir"
 
@@ -151,10 +151,22 @@ suite_e2e() {
     record e2e "$1" "$f" "${3:-0}" $((SECONDS - t0))
 }
 
+# The libvirt series (patches-libvirt/): libvirt's own test programs for what
+# it touches, each case it adds, and its end-to-end run; TAP from
+# scripts/check-libvirt.sh, which checks its own count.
+suite_libvirt() {
+    local log=$logdir/libvirt.log t0=$SECONDS rc
+    timeout 1800 "$top/scripts/check-libvirt.sh" > "$log" 2>&1
+    rc=$?
+    grep -qE '^(not )?ok ' "$log" || echo "not ok - the libvirt suite did not run (exit $rc)" >> "$log"
+    [ $rc = 0 ] || grep -qE '^not ok ' "$log" || echo "not ok - check-libvirt.sh exited $rc" >> "$log"
+    record libvirt $(tap_count "$log") $((SECONDS - t0))
+}
+
 for s in "${suites[@]}"; do
     case $s in
-    workspace|qtest|iotests|asan|e2e) "suite_$s" ;;
-    *) die "unknown suite '$s' (workspace qtest iotests asan e2e)" ;;
+    workspace|qtest|iotests|asan|e2e|libvirt) "suite_$s" ;;
+    *) die "unknown suite '$s' (workspace qtest iotests asan e2e libvirt)" ;;
     esac
 done
 

@@ -10,8 +10,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 # Packages for: building QEMU (+ its 32-bit option ROMs), the workspace
-# (dpkg-dev/quilt/git), running qtests and guests (firmware), and the
-# guest-level tests (kernel modules, busybox, FUSE-backed failing storage).
+# (dpkg-dev/quilt/git), running qtests and guests (firmware), the
+# guest-level tests (kernel modules, busybox, FUSE-backed failing storage),
+# and building libvirt's QEMU driver and its tests.
 PKGS=(
     build-essential gcc-multilib git ninja-build ccache pkg-config
     python3 python3-venv flex bison
@@ -20,6 +21,11 @@ PKGS=(
     dpkg-dev quilt xz-utils ca-certificates
     seabios ipxe-qemu
     busybox-static cpio kmod fuse3 libfuse3-dev
+    # libvirt 11.3 with the QEMU driver only (scripts/libvirt-build.sh)
+    libxml2-dev libxml2-utils libgnutls28-dev libjson-c-dev libtirpc-dev
+    libnl-3-dev libnl-route-3-dev xsltproc python3-docutils libpciaccess-dev
+    libcap-ng-dev libudev-dev libdevmapper-dev libblkid-dev libacl1-dev
+    libattr1-dev libselinux1-dev libnuma-dev
 )
 BACKPORT_PKGS=(meson python3-pycotap)
 

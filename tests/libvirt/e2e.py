@@ -476,12 +476,17 @@ def main():
         REPO, 'build', 'qemu-upstream', 'build', 'qemu-system-x86_64'))
     ap.add_argument('--libvirt-build', default=os.environ.get('LIBVIRT_BUILD') or os.path.join(
         REPO, 'build', 'libvirt', 'build'))
+    ap.add_argument('--list', action='store_true',
+                    help='print the names of the checks, one a line, and exit')
     args = ap.parse_args()
     base.VERBOSE = args.verbose
     args.buses = [x for x in args.bus.split(',') if x]
     for x in args.buses:
         if x not in BUSES:
             ap.error('unknown bus %s (%s)' % (x, ', '.join(BUSES)))
+    if args.list:
+        print('\n'.join(check_names(args.buses)))
+        return 0
     R = Results(check_names(args.buses))
     try:
         run(args, R)

@@ -1,0 +1,116 @@
+#!/bin/bash
+# The libvirt series' tests, as TAP:
+#
+#  1. libvirt's own test programs for what the series touches (meson test,
+#     build/libvirt/build; build them with scripts/libvirt-build.sh):
+#     qemuxmlconftest, genericxml2xmltest, virschematest,
+#     qemucapabilitiestest, qemumonitorjsontest;
+#  2. inside them, every test case the series adds (named in
+#     patches-libvirt/*.patch) ran, as often as the series registers it;
+#  3. the end-to-end run, tests/libvirt/e2e.py (root; patched and upstream
+#     QEMU built).
+#
+# usage: scripts/check-libvirt.sh [--no-e2e]
+#
+# Counted exactly: the number of results must be the number the tree and the
+# e2e's own list define, or a last "not ok" says so.  Exits 1 on any
+# "not ok".  Nothing is ever skipped.
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+PATCHES=$top/patches-libvirt
+t=${LV_TREE:-$BUILD_ROOT/libvirt}
+lb=$t/build
+e2e=1
+[ "${1:-}" = --no-e2e ] && e2e=0
+
+PROGRAMS=(qemuxmlconftest genericxml2xmltest virschematest qemucapabilitiestest qemumonitorjsontest)
+logdir=$BUILD_ROOT/check-logs/libvirt
+mkdir -p "$logdir"
+n=0 failed=0
+result() {   # result OK|FAIL text
+    n=$((n + 1))
+    if [ "$1" = OK ]; then
+        echo "ok $n - $2"
+    else
+        echo "not ok $n - $2"
+        failed=$((failed + 1))
+    fi
+}
+
+# Test cases the series adds to test program $1 (source file tests/$1.c),
+# one line per registration: "+ DO_TEST...("name"...)" / "+ DO_TEST(Name)".
+series_cases() {
+    awk -v f="tests/$1.c" '
+        /^\+\+\+ b\// { cur = substr($2, 3); next }
+        cur == f && /^\+ +DO_TEST[A-Z_]*\(/ {
+            s = $0
+            if (match(s, /\("[^"]+"/)) { print substr(s, RSTART + 2, RLENGTH - 3); next }
+            if (match(s, /^\+ +DO_TEST\([A-Za-z0-9_]+\)/)) {
+                s = substr(s, RSTART, RLENGTH); sub(/^\+ +DO_TEST\(/, "", s); sub(/\)$/, "", s); print s
+            }
+        }' "$PATCHES"/*.patch
+}
+
+# How often case $2 ran in the verbose log $3 of program $1
+ran_count() {
+    local prog=$1 name=$2 log=$3 rx
+    rx=$(printf '%s' "$name" | sed 's/[.[\*^$/]/\\&/g')
+    case $prog in
+    qemuxmlconftest)    grep -cE "^ *[0-9]+\) QEMU XML def parse $rx\.[a-z0-9_]+-[a-z0-9.]+ " "$log" ;;
+    genericxml2xmltest) grep -cE "^ *[0-9]+\) GENERIC XML-2-XML $rx +\.\.\. " "$log" ;;
+    *)                  grep -cE "^ *[0-9]+\) $rx +\.\.\. " "$log" ;;
+    esac
+}
+
+[ -x "$lb/tools/virsh" ] && [ -f "$lb/build.ninja" ] ||
+    { result FAIL "libvirt is not built in $lb (make build-libvirt)"; echo "1..$n"; exit 1; }
+
+want=0
+for p in "${PROGRAMS[@]}"; do
+    want=$((want + 1))
+    log=$logdir/$p.log
+    # meson test: the program's verdict; VIR_TEST_VERBOSE: one line per case
+    (cd "$lb" && VIR_TEST_VERBOSE=1 meson test --no-rebuild --verbose "$p") > "$log" 2>&1
+    rc=$?
+    if [ $rc = 0 ] && grep -qE "^ *1/1 .*$p +OK " "$log"; then
+        result OK "meson test $p"
+    else
+        result FAIL "meson test $p (exit $rc, see $log)"
+    fi
+    # each case the series adds, as often as it registers it
+    while read -r cnt name; do
+        want=$((want + 1))
+        got=$(ran_count "$p" "$name" "$log")
+        if [ "$got" = "$cnt" ]; then
+            result OK "$p: the series' case $name ran ($got of $cnt)"
+        else
+            result FAIL "$p: the series' case $name ran $got times, the series registers it $cnt times"
+        fi
+    done < <(series_cases "$p" | sort | uniq -c)
+done
+
+if [ $e2e = 1 ]; then
+    log=$logdir/e2e.log
+    list=$(python3 "$top/tests/libvirt/e2e.py" --list)
+    ne2e=$(echo "$list" | grep -c .)
+    want=$((want + ne2e))
+    timeout 900 python3 "$top/tests/libvirt/e2e.py" > "$log" 2>&1
+    rc=$?
+    got=0
+    while read -r line; do
+        case $line in
+        "ok "*) got=$((got + 1)); result OK "e2e ${line#ok * - }" ;;
+        "not ok "*) got=$((got + 1)); result FAIL "e2e ${line#not ok * - }" ;;
+        esac
+    done < "$log"
+    # a check the e2e lists but did not report (it crashed) is a failure
+    while [ $got -lt "$ne2e" ]; do
+        got=$((got + 1))
+        result FAIL "e2e: only $((got - 1)) of $ne2e results (exit $rc, see $log)"
+    done
+    [ $rc = 0 ] || [ $failed -gt 0 ] || result FAIL "e2e exited $rc (see $log)"
+fi
+
+[ $n = $want ] || result FAIL "$((n)) results, the tree and the e2e define $want"
+echo "1..$n"
+[ $failed = 0 ]
