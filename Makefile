@@ -78,6 +78,11 @@ check-libvirt: build build-upstream build-libvirt
 # The libvirt series applies with quilt inside Debian's libvirt source package
 check-libvirt-quilt: deps
 	@$(S)/check-libvirt-quilt.sh
+# Every libvirt patch builds on its own, passes the tests and syntax-check
+# (slow: one build per patch)
+.PHONY: check-libvirt-series
+check-libvirt-series: libvirt-tree
+	@$(S)/check-libvirt-series.sh
 
 # Every patch builds on its own and passes checkpatch (slow: one build per patch)
 check-series: tree

@@ -13,7 +13,7 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 t=${LV_TREE:-$BUILD_ROOT/libvirt}
 b=$t/build
-[ -f "$t/meson.build" ] && [ -d "$t/.git" ] || die "$t is not a libvirt tree; run 'make libvirt-tree' first"
+[ -f "$t/meson.build" ] && [ -e "$t/.git" ] || die "$t is not a libvirt tree; run 'make libvirt-tree' first"
 command -v ccache >/dev/null || die "ccache is missing; run scripts/install-deps.sh"
 
 OPTIONS=(

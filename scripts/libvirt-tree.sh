@@ -33,7 +33,7 @@ git_setup() {
     git -C "$1" config user.name "$GIT_COMMITTER_NAME"
     git -C "$1" config user.email "$GIT_COMMITTER_EMAIL"
     # quilt's state and the meson build directory stay out of git status
-    printf '/.pc/\n/build/\n' >> "$1/$(git -C "$1" rev-parse --git-path info/exclude)"
+    printf '/.pc/\n/build/\n' >> "$(git -C "$1" rev-parse --path-format=absolute --git-path info/exclude)"
 }
 
 make_base() {
