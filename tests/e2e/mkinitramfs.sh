@@ -21,6 +21,8 @@ for t in dpkg modinfo depmod modprobe cpio gzip gcc; do
     command -v $t >/dev/null || die "$t is missing (scripts/install-deps.sh)"
 done
 busybox=${E2E_BUSYBOX:-/bin/busybox}
+e2fsck=$(command -v e2fsck || echo /sbin/e2fsck)
+[ -x "$e2fsck" ] || die "e2fsck is missing (e2fsprogs)"
 [ -x "$busybox" ] || die "busybox-static is missing"
 ldd "$busybox" >/dev/null 2>&1 && die "$busybox is dynamically linked: install busybox-static"
 
@@ -53,7 +55,7 @@ workload=$cache/bin/e2e-workload
 # crc-t10dif ...).  Accelerated crypto variants may fail under TCG: ignored.
 MODS="crc32c_generic crct10dif_generic crc64_rocksoft_generic virtio_pci virtio_blk virtio_scsi sd_mod ext4"
 
-key=$( (basename "$deb"; stat -c %s "$deb"; sha256sum "$workload" "$here/guest/init.sh" "$0" "$busybox" | cut -d' ' -f1; echo "$MODS") | sha256sum | cut -c1-16)
+key=$( (basename "$deb"; stat -c %s "$deb"; sha256sum "$workload" "$here/guest/init.sh" "$0" "$busybox" "$e2fsck" | cut -d' ' -f1; echo "$MODS") | sha256sum | cut -c1-16)
 out=$cache/guest-$key
 if [ -f "$out/initramfs.cpio.gz" ] && [ -f "$out/vmlinuz" ]; then
     echo "KERNEL=$out/vmlinuz"
@@ -91,6 +93,13 @@ for a in $("$busybox" --list); do
     [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
 done
 cp "$workload" "$root/bin/e2e-workload"
+# e2fsck (the guest checks its filesystems after the workload) with the
+# shared libraries and the dynamic loader it needs
+cp "$e2fsck" "$root/bin/e2fsck"
+for lib in $(ldd "$e2fsck" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+done
 install -m 755 "$here/guest/init.sh" "$root/init"
 
 mkdir -p "$out.tmp"

@@ -2,34 +2,49 @@
 
 import argparse
 import os
+import random
 import signal
 import sys
 import time
 
 from . import base, report
 from .runner import prepare, run_one
-from .scenarios import (ALL_SCENARIOS, DEFAULT_SUITE, DEVICES, QUICK_SUITE, SCENARIOS,
-                        STORAGES)
+from .scenarios import (ALL_SCENARIOS, ALL_STORAGES, CHECK_SUITE, CLASSIC_SUITE, DEVICES,
+                        FULL_SUITE, QUICK_SUITE, SCENARIOS)
+
 
 def main(doc=None):
     ap = argparse.ArgumentParser(description=doc,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--scenario', help='comma separated (default: the suite)')
+    ap.add_argument('--scenario', help='comma separated (default: the suite); with '
+                    '--device/--storage (default: the scenario\'s runs in --full)')
     ap.add_argument('--device', choices=DEVICES + ['all'])
-    ap.add_argument('--storage', choices=STORAGES + ['all'])
-    ap.add_argument('--all-combos', action='store_true',
-                    help='every scenario on every device/storage combination '
-                         '(the default suite)')
+    ap.add_argument('--storage', choices=ALL_STORAGES + ['all'])
+    ap.add_argument('--check', action='store_true',
+                    help='the subset make check runs (the default): every scenario, '
+                         'each device and storage kind, crossed (%d runs)' % len(CHECK_SUITE))
+    ap.add_argument('--full', '--all-combos', action='store_true',
+                    help='every scenario on every device and storage kind where they '
+                         'differ (make check-full, %d runs)' % len(FULL_SUITE))
+    ap.add_argument('--classic', action='store_true',
+                    help='the first harness\'s suite: its 7 scenarios on the 4 '
+                         'device/storage combinations (%d runs)' % len(CLASSIC_SUITE))
     ap.add_argument('--quick', action='store_true',
-                    help='a crossed subset: every scenario, every device and '
-                         'storage kind, not every combination (15 runs)')
+                    help='one run of every scenario, for work on the harness (%d runs)'
+                         % len(QUICK_SUITE))
     ap.add_argument('--demo', action='store_true',
                     help='short-outage (patched) next to upstream-default, with timelines')
     ap.add_argument('--list', action='store_true', help='list the runs and exit')
-    ap.add_argument('--check', action='store_true',
-                    help='run the default suite (what make check-e2e runs; same as no option)')
+    ap.add_argument('--torture', action='store_true',
+                    help='seeded torture (e2e/torture.py) on the sanitizer build '
+                         '($QEMU_SANITIZER, default build/qemu/build-asan/...)')
+    ap.add_argument('--seed', default=None,
+                    help='torture seeds, comma separated (default: one random seed)')
+    ap.add_argument('--duration', type=float, default=300.0,
+                    help='torture: seconds per seed')
     ap.add_argument('--require-retry', action='store_true',
-                    help='fail (instead of skip) retry scenarios when QEMU lacks retry')
+                    help='(always on) a run that needs retry support fails when $QEMU '
+                         'lacks it; there is no skip')
     ap.add_argument('--accel', default=os.environ.get('E2E_ACCEL', 'auto'),
                     choices=['auto', 'tcg', 'kvm'])
     ap.add_argument('--aio', default='native', choices=['native', 'io_uring', 'threads'],
@@ -44,6 +59,8 @@ def main(doc=None):
     ap.add_argument('--cont-delay', type=float, default=1.0,
                     help='upstream-stop: wait before cont, s')
     ap.add_argument('--nbd-reconnect-delay', type=int, default=0)
+    ap.add_argument('--nbd-tcp-reconnect-delay', type=int, default=2,
+                    help='reconnect-delay of the nbd-tcp storage, s (> 0)')
     ap.add_argument('--read-ms', type=int, default=200, help='rerror-report reader period')
     ap.add_argument('--pace', type=int, default=20, help='guest ms between files')
     ap.add_argument('--disk-mb', type=int, default=64)
@@ -55,6 +72,12 @@ def main(doc=None):
                     help='migrate: max-bandwidth during the outage, bytes/s')
     ap.add_argument('--migrate-fast-bw', type=int, default=1 << 30,
                     help='max-bandwidth otherwise, bytes/s')
+    ap.add_argument('--hang-outage', type=float, default=90.0,
+                    help='outage-90s: the outage, s')
+    ap.add_argument('--hung-secs', type=int, default=30,
+                    help='outage-90s: the guest\'s hung_task_timeout_secs')
+    ap.add_argument('--read-files', type=int, default=200,
+                    help='read-heavy: files written, then read again and again')
     ap.add_argument('--guest-max', type=int, default=240,
                     help='guest workload safety limit, s')
     ap.add_argument('--keep', action='store_true', help='keep work dirs')
@@ -67,11 +90,26 @@ def main(doc=None):
         for n in names:
             if n not in SCENARIOS:
                 ap.error('unknown scenario %s (have: %s)' % (n, ', '.join(ALL_SCENARIOS)))
-        devs = DEVICES if args.device in (None, 'all') else [args.device]
-        stos = STORAGES if args.storage in (None, 'all') else [args.storage]
-        runs = [(n, d, s) for n in names for d in devs for s in stos]
+        runs = []
+        for n in names:
+            for d, s in SCENARIOS[n].full:
+                if args.device not in (None, 'all', d):
+                    continue
+                if args.storage not in (None, 'all', s):
+                    continue
+                runs.append((n, d, s))
+            if (args.device not in (None, 'all') and args.storage not in (None, 'all') and
+                    (n, args.device, args.storage) not in runs):
+                runs.append((n, args.device, args.storage))    # asked for explicitly
     else:
-        suite = QUICK_SUITE if args.quick and not args.all_combos else DEFAULT_SUITE
+        if args.full:
+            suite = FULL_SUITE
+        elif args.classic:
+            suite = CLASSIC_SUITE
+        elif args.quick:
+            suite = QUICK_SUITE
+        else:
+            suite = CHECK_SUITE
         runs = [r for r in suite
                 if args.device in (None, 'all', r[1]) and args.storage in (None, 'all', r[2])]
     if args.list and not args.demo:
@@ -93,6 +131,18 @@ def main(doc=None):
     if args.demo:
         sts = report.demo(args, env)
         return 1 if 'FAIL' in sts else 0
+    if args.torture:
+        from .torture import torture
+        if args.seed:
+            seeds = [int(x) for x in args.seed.split(',')]
+        else:
+            seeds = [random.SystemRandom().randrange(1, 1 << 31)]
+        print('torture: QEMU=%s, seeds %s, %.0f s each' % (
+            env['torture_qemu'], ','.join(map(str, seeds)), args.duration))
+        failed = torture(args, env, seeds, args.duration)
+        print('total %.0f s' % (time.monotonic() - t0))
+        print('%d passed, %d failed, 0 skipped' % (len(seeds) - failed, failed))
+        return 1 if failed else 0
     counts = {'PASS': 0, 'FAIL': 0, 'SKIP': 0}
     times = []
     for sc, dev, sto in runs:
@@ -106,7 +156,7 @@ def main(doc=None):
             return 130
         counts[st] += 1
         times.append((st, name, el))
-        print('%s %s %.1fs %s' % (st, name, el, detail))
+        print(report.result_line(st, name, el, detail, env.get('last_ctx')))
         sys.stdout.flush()
     if len(times) > 1:
         print('wall times:')

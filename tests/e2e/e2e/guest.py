@@ -7,6 +7,7 @@ things happen, and E2E-RESULT once the host typed E2E-STOP (see
 guest/workload.c)."""
 
 import os
+import re
 import time
 
 from .base import CACHE, HERE, Fail, check, kv, run_cmd, wait_until
@@ -83,7 +84,10 @@ def finish(ctx, q, deadline_s=90):
     _, t, m = ctx.console.wait(r'E2E-RESULT (.*)', dl, start=0, what='E2E-RESULT')
     res = kv(m.group(1))
     ctx.tl.mark('result')
-    q.wait_exit(time.monotonic() + 30)
+    q.wait_exit(time.monotonic() + 60)
+    # after the workload the guest unmounts and runs e2fsck -fn
+    fs = ctx.console.find(r'^E2E-FSCK rc=(\d+)')
+    res['fsck_rc'] = int(fs[-1][3].group(1)) if fs else None
     return res
 
 
@@ -91,7 +95,7 @@ def guest_error_times(ctx, since):
     """host times of guest-visible errors after `since`"""
     werr = ctx.console.find(r'E2E-WERR ', since)
     kerr = ctx.console.find(r'I/O error|EXT4-fs error|EXT4-fs \(.*\): (?:Remount|error)', since)
-    kerr = [x for x in kerr if 'E2E-' not in x[2]]
+    kerr = [x for x in kerr if not re.search(r'E2E\w*-', x[2])]
     return werr, kerr
 
 
@@ -163,3 +167,4 @@ def check_guest_clean(res, fails):
           'filesystem not writable')
     check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
           'data not verified')
+    check(res.get('fsck_rc') == 0, fails, 'guest fsck: rc=%s' % res.get('fsck_rc'))

@@ -7,7 +7,8 @@ from .guest import guest_error_times, stall_info
 
 
 def summary(res, keys=('written', 'verified', 'bad', 'write_errors', 'read_errors',
-                       'max_stall_ms', 'fs_rw', 'fs_writable', 'kernel_io_errors')):
+                       'max_stall_ms', 'fs_rw', 'fs_writable', 'kernel_io_errors',
+                       'fsck_rc')):
     return ' '.join('%s=%s' % (k, res.get(k)) for k in keys)
 
 
@@ -88,10 +89,11 @@ def demo(args, env):
     results = []
     runs = [('upstream-default', ('upstream QEMU' if not env['upstream'][1] else
                                   '$QEMU (no upstream build)') + ', default werror/rerror')]
+    retry_names = env['retry_props'][device] or ('retry_interval', 'retry_timeout')
     if env['retry'][device]:
         runs.insert(0, ('short-outage', 'patched QEMU, werror=retry,rerror=retry,'
-                        'retry_interval=%d,retry_timeout=%d' % (args.retry_interval,
-                                                                args.retry_timeout)))
+                        '%s=%d,%s=%d' % (retry_names[0], args.retry_interval,
+                                         retry_names[1], args.retry_timeout)))
     else:
         print('note: %s has no retry support for %s yet; showing the upstream side only\n'
               % (env['qemu'], device))
@@ -101,8 +103,30 @@ def demo(args, env):
         print('=== %s: %s, %.0f s outage (%s/%s)' % (title, sc, args.outage, device, storage))
         for line in timeline_text(ctx):
             print(line)
-        print('  -> %s %s (%.0f s)\n' % (st, detail, el))
+        who = 'upstream' if sc.startswith('upstream') else 'patched'
+        print('  -> %s' % verdict_text(who, st, ctx, detail))
+        print('     (%s; %.0f s)\n' % (detail, el))
         results.append(st)
     return results
+
+
+def verdict_text(who, status, ctx, detail=''):
+    """what a run showed, and whether that was the expected outcome: a
+    "before" run that PASSes is upstream's problem reproduced, not a
+    verdict in upstream's favour"""
+    v = ctx.info.get('verdict') if ctx else None
+    if status != 'PASS':
+        return '%s: NOT the expected outcome: %s' % (who, detail.split(' | ')[0])
+    if not v:
+        return '%s: as expected' % who
+    return '%s: %s: expected (%s)' % (who, v[0], v[1])
+
+
+def result_line(status, name, seconds, detail, ctx=None):
+    """one line per run: PASS|FAIL name seconds [what it showed] details"""
+    v = ctx.info.get('verdict') if ctx is not None and ctx.name == name else None
+    if v and status == 'PASS':
+        detail = '[%s: expected, %s] %s' % (v[0], v[1], detail)
+    return '%s %s %.1fs %s' % (status, name, seconds, detail)
 
 

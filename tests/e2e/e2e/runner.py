@@ -47,6 +47,9 @@ class Ctx:
         self.qemus = []
         self.console = vm.Console(os.path.join(self.workdir, 'console.log'))
         self.info = {}
+        # checks made along the way by shared helpers (episodes, fsck ...)
+        self.fails = []
+        self.details = []
 
     def tail(self, logname, n=400):
         try:
@@ -86,8 +89,16 @@ def prepare(args):
         env['upstream'] = (qemu, ' (no upstream binary: ran $QEMU with upstream policies)')
     env['qsd'] = os.environ.get('QSD') or os.path.join(
         os.path.dirname(qemu), 'storage-daemon', 'qemu-storage-daemon')
+    env['qemu_img'] = os.environ.get('QEMU_IMG') or os.path.join(os.path.dirname(qemu),
+                                                                  'qemu-img')
     env['retry_props'] = {d: vm.retry_props(qemu, d) for d in DEVICES}
     env['retry'] = {d: env['retry_props'][d] is not None for d in DEVICES}
+    if args.torture:
+        env['torture_qemu'] = os.environ.get('QEMU_SANITIZER') or default_bin(
+            'qemu/build-asan/qemu-system-x86_64')
+        if not os.access(env['torture_qemu'], os.X_OK):
+            sys.exit('error: no sanitizer build of QEMU at %s (make build-asan, or set '
+                     'QEMU_SANITIZER)' % env['torture_qemu'])
     env['kernel'], env['initrd'] = guest.build_guest()
     env['accel'] = vm.pick_accel(args, env)
     return env
@@ -99,22 +110,23 @@ def run_one(args, env, scenario, device, storage):
     sc = SCENARIOS[scenario]
     name = '%s/%s/%s' % (scenario, device, storage)
     if sc.needs_retry and not env['retry'][device]:
-        msg = 'QEMU %s: %s has no retry policy (retry_interval, retry_timeout)' % (
+        # never a skip: a run that cannot happen is a failure
+        msg = 'QEMU %s: %s has no retry policy (retry-interval, retry-timeout)' % (
             env['qemu'], device)
-        if args.require_retry:
-            return 'FAIL', name, msg, 0.0
-        return 'SKIP', name, msg, 0.0
+        return 'FAIL', name, msg, 0.0
     ctx = Ctx(args, env, name)
     t0 = time.monotonic()
     status, detail = 'FAIL', ''
     try:
         fails, detail = sc.func(ctx, device, storage)
+        fails = ctx.fails + fails
+        detail = ' '.join([detail] + ctx.details)
         if fails:
             detail = '; '.join(fails) + ' | ' + detail
         else:
             status = 'PASS'
     except Fail as e:
-        detail = str(e)
+        detail = '; '.join(ctx.fails + [str(e)])
     except KeyboardInterrupt:
         detail = 'interrupted'
         raise

@@ -322,7 +322,7 @@ class Qemu:
 
     def __init__(self, ctx, binary, tag, storage=None, device=None, policy=None,
                  append='', incoming=None, disks=None, smp=1, iothreads=(),
-                 mem=256, extra_args=()):
+                 mem=256, extra_args=(), no_reboot=True):
         self.ctx = ctx
         self.binary = binary
         self.tag = tag
@@ -333,6 +333,7 @@ class Qemu:
         self.iothreads = list(iothreads)
         self.mem = mem
         self.extra_args = list(extra_args)
+        self.no_reboot = no_reboot
         self.machine = None
         self.qmp = None
         self.t_spawn = None
@@ -352,7 +353,8 @@ class Qemu:
 
     def clone_spec(self):
         return dict(disks=self.disks, append=self.append, smp=self.smp,
-                    iothreads=self.iothreads, mem=self.mem, extra_args=self.extra_args)
+                    iothreads=self.iothreads, mem=self.mem, extra_args=self.extra_args,
+                    no_reboot=self.no_reboot)
 
     def _props(self, disk, policy):
         names = self.ctx.env.get('retry_props', {}).get(disk.device)
@@ -403,7 +405,7 @@ class Qemu:
 
     def argv(self):
         a = ['-accel', self.ctx.accel, '-m', str(self.mem), '-smp', str(self.smp),
-             '-nodefaults', '-no-reboot',
+             '-nodefaults'] + (['-no-reboot'] if self.no_reboot else []) + [
              '-kernel', self.ctx.kernel, '-initrd', self.ctx.initrd,
              '-append', self.append]
         for io in self.iothreads:
@@ -434,8 +436,9 @@ class Qemu:
             m.launch()
         except VMLaunchFailure as e:
             qb.close()
-            raise Fail('%s exited at start (%s): %s' % (
-                self.tag, e.exitcode, (e.output or '').strip().replace('\n', ' | ')[-400:]))
+            raise Fail('%s: could not start %s (exit %s): %s' % (
+                self.tag, self.binary, e.exitcode,
+                (e.output or repr(e.__cause__)).strip().replace('\n', ' | ')[-400:]))
         finally:
             qa.close()
         self.machine = m

@@ -1,51 +1,102 @@
 """The scenarios and the run matrix.
 
 Each scenario is a function (ctx, device, storage) -> (failures, details);
-a run PASSes when failures is empty."""
+a run PASSes when failures is empty.  A run is scenario/device/storage.
+
+--full (make check-full) runs every scenario on every device and storage
+kind where they differ; --check (make check) a fixed subset that still
+runs every scenario, on both devices and both main storage kinds, crossed
+(see CHECK below and tests/e2e/README.md)."""
 
 import collections
 
-from . import migration, outage
+from . import configs, migration, outage, patterns
 
-Scenario = collections.namedtuple('Scenario', 'func needs_retry doc')
+Scenario = collections.namedtuple('Scenario', 'func needs_retry doc full check')
+
+DEVICES = ['virtio-blk', 'scsi-hd']
+STORAGES = ['fuse', 'nbd']            # the two main kinds of failing storage
+ALL_STORAGES = STORAGES + ['nbd-tcp']
+ALL_COMBOS = [(d, s) for d in DEVICES for s in STORAGES]
+# crossed pairs: each device and each storage kind once
+CROSSED = [('virtio-blk', 'fuse'), ('scsi-hd', 'nbd')]
+CROSSED2 = [('virtio-blk', 'nbd'), ('scsi-hd', 'fuse')]
+FUSE_BOTH = [('virtio-blk', 'fuse'), ('scsi-hd', 'fuse')]
+TCP_BOTH = [('virtio-blk', 'nbd-tcp'), ('scsi-hd', 'nbd-tcp')]
+
+
+def _sc(func, needs_retry, doc, full=ALL_COMBOS, check=CROSSED):
+    return Scenario(func, needs_retry, doc, list(full), list(check))
+
 
 SCENARIOS = collections.OrderedDict([
-    ('upstream-default', Scenario(outage.sc_upstream_default, False,
-                                  'default werror/rerror: guest sees I/O errors ("before")')),
-    ('upstream-stop', Scenario(outage.sc_upstream_stop, False,
-                               'werror=stop,rerror=stop: VM pauses, harness sends cont')),
-    ('short-outage', Scenario(outage.sc_short_outage, True,
-                              'retry policy, outage < retry_timeout: guest only stalls')),
-    ('long-outage', Scenario(outage.sc_long_outage, True,
-                             'retry policy, outage > retry_timeout: guest gets an error')),
-    ('migrate', Scenario(migration.sc_migrate, True,
-                         'migrate during the outage (bandwidth held back), restore '
-                         'storage, the migration completes, guest ends on the dest')),
-    ('migrate-in-outage', Scenario(migration.sc_migrate_in_outage, True,
-                                   'a migration completing during the outage fails '
-                                   'cleanly, the guest goes on on the source; a second '
-                                   'one completes')),
-    ('rerror-report', Scenario(outage.sc_rerror_report, True,
-                               'rerror=report,werror=retry: reads fail fast, writes hang')),
+    ('upstream-default', _sc(outage.sc_upstream_default, False,
+                             'upstream binary, default werror/rerror: the guest sees I/O '
+                             'errors (the "before")', check=CROSSED2)),
+    ('upstream-stop', _sc(outage.sc_upstream_stop, False,
+                          'upstream binary, werror=stop,rerror=stop: the VM pauses, the '
+                          'harness sends cont')),
+    ('patched-default', _sc(outage.sc_patched_default, False,
+                            'patched binary, default werror/rerror: as upstream')),
+    ('patched-stop', _sc(outage.sc_patched_stop, False,
+                         'patched binary, werror=stop,rerror=stop: as upstream',
+                         check=CROSSED2)),
+    ('short-outage', _sc(outage.sc_short_outage, True,
+                         'retry policy, outage < retry_timeout: the guest only stalls',
+                         full=ALL_COMBOS + TCP_BOTH, check=ALL_COMBOS + TCP_BOTH)),
+    ('long-outage', _sc(outage.sc_long_outage, True,
+                        'retry policy, outage > retry_timeout: the guest gets an error')),
+    ('migrate', _sc(migration.sc_migrate, True,
+                    'migrate during the outage (bandwidth held back), restore storage, '
+                    'the migration completes, the guest ends on the destination',
+                    check=CROSSED2)),
+    ('migrate-in-outage', _sc(migration.sc_migrate_in_outage, True,
+                              'a migration completing during the outage fails cleanly, '
+                              'the guest goes on on the source; a second one completes')),
+    ('rerror-report', _sc(outage.sc_rerror_report, True,
+                          'rerror=report,werror=retry: reads fail fast, writes hang')),
+    ('drive-policy', _sc(outage.sc_drive_policy, True,
+                         'werror=retry,rerror=retry only on -drive, inherited by the '
+                         'device: a short outage only stalls the guest', check=CROSSED2)),
+    ('flapping', _sc(patterns.sc_flapping, True,
+                     '6 outages of 0.3-3 s with 0.5-2 s gaps: one episode per outage, '
+                     'the guest only stalls')),
+    ('outage-90s', _sc(patterns.sc_outage_90s, True,
+                       'a 90 s outage, retry_timeout=0: no guest I/O error, no SCSI task '
+                       'management, hung-task warnings reported', check=FUSE_BOTH)),
+    ('read-heavy', _sc(patterns.sc_read_heavy, True,
+                       'rerror=retry under reads with the page cache dropped: reads park, '
+                       'recover, and return the right data', check=CROSSED2)),
+    ('qcow2-sparse', _sc(configs.sc_qcow2_sparse, True,
+                         'sparse qcow2 (4 KiB clusters) on the failing storage: clusters and '
+                         'L2 tables allocated during the outage; qemu-img check and guest '
+                         'fsck clean')),
+    ('qcow2-prealloc', _sc(configs.sc_qcow2_prealloc, True,
+                           'qcow2 with preallocation=metadata: qemu-img check and guest '
+                           'fsck clean', check=CROSSED2)),
+    ('writeback', _sc(configs.sc_writeback, True,
+                      'cache.direct=off (host page cache): a failed flush fails for the '
+                      'guest at once, QEMU warns (at realize and once at the flush)',
+                      full=FUSE_BOTH, check=FUSE_BOTH)),
+    ('two-disks', _sc(configs.sc_two_disks, True,
+                      'two disks, one failing: the healthy one keeps flowing (its '
+                      'latency reported)')),
+    ('multiqueue', _sc(configs.sc_multiqueue, True,
+                       '2 vCPUs, 2 queues, an iothread; both queues carry requests')),
+    ('multiqueue-vq-mapping', _sc(configs.sc_multiqueue_vq_mapping, True,
+                                  'virtio-blk, 2 queues on 2 iothreads '
+                                  '(iothread-vq-mapping), 2 vCPUs',
+                                  full=[('virtio-blk', 'fuse'), ('virtio-blk', 'nbd')],
+                                  check=[('virtio-blk', 'nbd')])),
 ])
 
 ALL_SCENARIOS = list(SCENARIOS)
-DEVICES = ['virtio-blk', 'scsi-hd']
-STORAGES = ['fuse', 'nbd']
-ALL_COMBOS = [(d, s) for d in DEVICES for s in STORAGES]
-# default suite (--check, what make check runs): every scenario on every
-# device/storage combination, 28 runs, about 9 min.  --quick, for work on
-# the harness (15 runs, about 4.5 min): short-outage on every combination,
-# the other scenarios on two crossed combinations (each device and each
-# storage kind once), migrate-in-outage on one.
-CROSSED = [('virtio-blk', 'fuse'), ('scsi-hd', 'nbd')]
-CROSSED2 = [('virtio-blk', 'nbd'), ('scsi-hd', 'fuse')]
-DEFAULT_SUITE = [(n, d, s) for n in ALL_SCENARIOS for d, s in ALL_COMBOS]
-QUICK_SUITE = (
-    [('upstream-default', d, s) for d, s in CROSSED2] +
-    [('upstream-stop', d, s) for d, s in CROSSED] +
-    [('short-outage', d, s) for d, s in ALL_COMBOS] +
-    [('long-outage', d, s) for d, s in CROSSED] +
-    [('rerror-report', d, s) for d, s in CROSSED] +
-    [('migrate', d, s) for d, s in CROSSED2] +
-    [('migrate-in-outage', 'virtio-blk', 'fuse')])
+FULL_SUITE = [(n, d, s) for n, sc in SCENARIOS.items() for d, s in sc.full]
+CHECK_SUITE = [(n, d, s) for n, sc in SCENARIOS.items() for d, s in sc.check]
+# the seven scenarios of the first harness on the four combinations (the
+# old default suite, --classic)
+CLASSIC = ['upstream-default', 'upstream-stop', 'short-outage', 'long-outage', 'migrate',
+           'migrate-in-outage', 'rerror-report']
+CLASSIC_SUITE = [(n, d, s) for n in CLASSIC for d, s in ALL_COMBOS]
+# --quick, for work on the harness: one run of every scenario
+QUICK_SUITE = [(n, sc.check[0][0], sc.check[0][1]) for n, sc in SCENARIOS.items()]

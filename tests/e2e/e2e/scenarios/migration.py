@@ -20,10 +20,12 @@ import os
 import time
 
 from ..base import Fail, check, wait_until
-from ..guest import (boot, check_guest_clean, finish, guest_append, guest_error_times,
-                     outage_wait, post_run, progress_on, wait_hung, wait_resumed, warmup)
+from ..guest import (boot, check_guest_clean, guest_append, guest_error_times, outage_wait,
+                     post_run, progress_on, wait_hung, wait_resumed, warmup)
 from ..vm import Qemu
-from .common import actions, block_errors, common_setup, retry_policy, summary
+from ..report import summary
+from .common import (actions, block_errors, check_episodes, common_setup, episode_detail,
+                     finish_run, make_qemu, retry_policy)
 
 
 class MigWatch:
@@ -104,7 +106,7 @@ def migrate_setup(ctx, device, storage):
     a = ctx.args
     pol = retry_policy(a, a.retry_interval, a.retry_timeout)
     st = common_setup(ctx, device, storage)
-    src = Qemu(ctx, ctx.env['qemu'], 'src', st, device, pol, guest_append(a))
+    src = make_qemu(ctx, ctx.env['qemu'], st, device, pol, guest_append(a))
     boot(ctx, src)
     return st, src
 
@@ -116,8 +118,9 @@ def finish_on_destination(ctx, a, src, dst, t_done, t_fail, fails):
     BLOCK_IO_ERROR actions, when the guest first wrote on dst)."""
     t_dw = switch_to(ctx, src, dst, t_done, fails)
     post_run(ctx, a.post_seconds)
+    check_episodes(ctx, src)
     src.qmp.cmd('quit', check=False)
-    res = finish(ctx, dst)
+    res = finish_run(ctx, dst)
     check_guest_clean(res, fails)
     check(res.get('max_stall_ms', 0) >= 0.5 * a.outage * 1000, fails,
           'guest did not stall during the outage (max %s ms)' % res.get('max_stall_ms'))
@@ -176,7 +179,7 @@ def sc_migrate(ctx, device, storage):
              summary(res), t_m - t_fail, at_restore, mb_at_restore, t_res - t_fail,
              t_done - t_fail, t_done - t_lift, mw.ram_mb('transferred'),
              mw.r.get('downtime'), t_dw - t_fail, acts))
-    return fails, d
+    return fails, d + ' ' + episode_detail(ctx)
 
 
 def sc_migrate_in_outage(ctx, device, storage):
@@ -231,5 +234,5 @@ def sc_migrate_in_outage(ctx, device, storage):
              summary(res), t_m - t_fail, mw.t_end - t_fail, err, sst, qmp_ms, dst_rc,
              t_rest - t_fail, t_res - t_fail, mw2.t_end - t_m2, mw2.r.get('downtime'),
              t_dw - t_fail, acts))
-    return fails, d
+    return fails, d + ' ' + episode_detail(ctx)
 

@@ -1,17 +1,19 @@
-"""One outage on one disk: the "before" pictures (upstream default and
-stop policies) and the retry policy's short and long outages and
-rerror=report."""
+"""One outage on one disk: the "before" pictures (default and stop
+policies, on the upstream binary and on the patched one, whose paths the
+series rewrote), the retry policy's short and long outages, rerror=report,
+and the policy given only on -drive (inherited by the device)."""
 
 import time
 
 from ..base import Fail, check, kv
-from ..guest import boot, finish, guest_append, guest_error_times, outage_wait, post_run, warmup
-from ..vm import Qemu
-from .common import (actions, block_errors, common_setup, retry_policy, sc_outage_common,
-                     summary)
+from ..guest import boot, guest_append, guest_error_times, outage_wait, post_run, warmup
+from ..report import summary
+from .common import (actions, block_errors, check_fsck, common_setup, episode_detail,
+                     finish_run, make_qemu, one_outage, retry_policy, sc_outage_common)
 
 
-def assess_upstream_default(ctx, q, res, times):
+def assess_default(ctx, q, res, times, why):
+    """the default policy: the guest must see the outage"""
     t_fail, t_rest = times
     fails = []
     werr, kerr = guest_error_times(ctx, t_fail)
@@ -25,6 +27,13 @@ def assess_upstream_default(ctx, q, res, times):
     d = summary(res) + ' qmp_io_errors=%s' % actions(errs)
     if first is not None:
         d += ' first_guest_error=+%.1fs' % (first - t_fail)
+    saw = ['%d failed writes' % res.get('write_errors', 0),
+           '%d kernel I/O error lines' % res.get('kernel_io_errors', 0)]
+    if res.get('fs_writable') != 1 or res.get('fs_rw') != 1:
+        saw.append('its filesystem not writable')
+    if res.get('fsck_rc'):
+        saw.append('fsck errors')
+    ctx.info['verdict'] = ('the guest saw ' + ', '.join(saw), why)
     return fails, d
 
 
@@ -32,12 +41,33 @@ def sc_upstream_default(ctx, device, storage):
     binary, note = ctx.env['upstream']
     q, st, res, times = sc_outage_common(ctx, device, storage, binary, {},
                                          ctx.args.outage, wait_resume=False)
-    fails, d = assess_upstream_default(ctx, q, res, times)
+    fails, d = assess_default(ctx, q, res, times, 'this is the problem the series solves')
     return fails, d + note
+
+
+def sc_patched_default(ctx, device, storage):
+    q, st, res, times = sc_outage_common(ctx, device, storage, ctx.env['qemu'], {},
+                                         ctx.args.outage, wait_resume=False)
+    fails, d = assess_default(ctx, q, res, times,
+                              'the series leaves the default policy as it was')
+    return fails, d + ' ' + episode_detail(ctx)
 
 
 def sc_upstream_stop(ctx, device, storage):
     binary, note = ctx.env['upstream']
+    fails, d = run_stop(ctx, device, storage, binary,
+                        'the data is safe but the whole VM stops: what the series '
+                        'improves on')
+    return fails, d + note
+
+
+def sc_patched_stop(ctx, device, storage):
+    fails, d = run_stop(ctx, device, storage, ctx.env['qemu'],
+                        'the series leaves werror=stop as it was')
+    return fails, d + ' ' + episode_detail(ctx)
+
+
+def run_stop(ctx, device, storage, binary, why):
     q, st, res, (t_fail, t_rest) = sc_outage_common(
         ctx, device, storage, binary, {'werror': 'stop', 'rerror': 'stop'},
         ctx.args.outage, stop_manager=True)
@@ -57,15 +87,20 @@ def sc_upstream_stop(ctx, device, storage):
     check(res.get('fs_rw') == 1 and res.get('fs_writable') == 1, fails,
           'filesystem not writable')
     check(res.get('kernel_io_errors') == 0, fails, 'kernel I/O errors in the guest')
+    check_fsck(ctx, res, fails)
     paused = 0.0
     for t, ev in stops:
         r = [t2 for t2, e2 in q.qmp.named('RESUME', t)]
         paused += (r[0] if r else time.monotonic()) - t
     d = '%s pause_cont_cycles=%d paused_total=%.1fs' % (summary(res), cyc, paused)
-    return fails, d + note
+    ctx.info['verdict'] = ('the whole VM paused %d times (%.1f s in all), the guest saw no '
+                           'error' % (cyc, paused), why)
+    return fails, d
 
 
 def assess_retry_short(ctx, q, res, times, outage, interval, storage_kind, st):
+    """the retry policy, an outage shorter than retry_timeout: the guest only
+    stalls; every episode recovered"""
     t_fail, t_rest = times
     fails = []
     slack = ctx.args.slack
@@ -83,8 +118,19 @@ def assess_retry_short(ctx, q, res, times, outage, interval, storage_kind, st):
     check(res.get('max_stall_ms', 0) >= 0.5 * outage * 1000, fails,
           'guest did not stall (max %s ms): the outage did not hit' % res.get('max_stall_ms'))
     check(acts.get('retry', 0) >= 1, fails, 'no BLOCK_IO_ERROR action=retry (saw %s)' % acts)
+    check(set(acts) <= {'retry'}, fails, 'BLOCK_IO_ERROR actions %s, expected retry' % acts)
     check(not q.qmp.named('STOP', t_fail), fails, 'VM paused')
-    return fails, '%s stall_bound_ms=%d qmp_io_errors=%s' % (summary(res), bound_ms, acts)
+    check_fsck(ctx, res, fails)
+    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    check(eps.get('episodes', 0) >= 1 and eps.get('recovered', 0) >= 1 and
+          eps.get('failed') == 0 and eps.get('dropped') == 0, fails,
+          'episodes %s: expected recovered requests only' % eps)
+    ctx.info['verdict'] = ('no error in the guest, %d of %d acknowledged files verified, '
+                           'writes stalled %.1f s and resumed' % (
+                               res.get('verified', 0), res.get('written', 0),
+                               res.get('max_stall_ms', 0) / 1000.0), 'the series at work')
+    return fails, '%s stall_bound_ms=%d qmp_io_errors=%s %s' % (
+        summary(res), bound_ms, acts, episode_detail(ctx))
 
 
 def sc_short_outage(ctx, device, storage):
@@ -95,13 +141,36 @@ def sc_short_outage(ctx, device, storage):
     return assess_retry_short(ctx, q, res, times, a.outage, a.retry_interval, storage, st)
 
 
+def sc_drive_policy(ctx, device, storage):
+    """werror=retry,rerror=retry only on -drive: the device, which sets no
+    policy of its own, inherits them (with the default interval and
+    timeout); a short outage must then only stall the guest"""
+    a = ctx.args
+    drive = {'werror': 'retry', 'rerror': 'retry'}
+    st = common_setup(ctx, device, storage)
+    q = make_qemu(ctx, ctx.env['qemu'], st, device, {}, guest_append(a),
+                  disk_kw={'mode': 'drive', 'drive_policy': drive})
+    boot(ctx, q)
+    fails = []
+    pols = [(b.get('retry') or {}) for b in q.qmp.cmd('query-block')
+            if b.get('device') == 'disk0']
+    check(pols and pols[0].get('write-policy') == 'retry' and
+          pols[0].get('read-policy') == 'retry', fails,
+          'query-block: the device did not inherit the -drive policy (retry: %s)' % pols)
+    warmup(ctx)
+    times = one_outage(ctx, q, st, a.outage)
+    res = finish_run(ctx, q)
+    f2, d = assess_retry_short(ctx, q, res, times, a.outage, 1000, storage, st)
+    return fails + f2, d
+
+
 def sc_long_outage(ctx, device, storage):
     a = ctx.args
     timeout_ms = a.long_retry_timeout
     outage = a.long_outage
     pol = retry_policy(a, a.retry_interval, timeout_ms)
     st = common_setup(ctx, device, storage)
-    q = Qemu(ctx, ctx.env['qemu'], 'src', st, device, pol, guest_append(a))
+    q = make_qemu(ctx, ctx.env['qemu'], st, device, pol, guest_append(a))
     boot(ctx, q)
     warmup(ctx)
     fails = []
@@ -131,13 +200,19 @@ def sc_long_outage(ctx, device, storage):
     t_rest = ctx.tl.mark('storage-restored')
     st.restore()
     post_run(ctx, a.post_seconds + st.reconnect_lag(outage))
-    res = finish(ctx, q)
+    res = finish_run(ctx, q)
     errs = block_errors(q, t_fail)
     check(res.get('write_errors', 0) > 0 or res.get('kernel_io_errors', 0) > 0, fails,
           'guest result shows no error')
-    d = '%s first_guest_error=+%s bound=%.1fs qmp_status_ms=%.0f qmp_io_errors=%s' % (
+    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    check(eps.get('failed', 0) >= 1, fails, 'no request failed at retry_timeout (episodes %s)'
+          % eps)
+    d = '%s first_guest_error=+%s bound=%.1fs qmp_status_ms=%.0f qmp_io_errors=%s %s' % (
         summary(res), '%.1fs' % err_after if err_after is not None else 'never', bound,
-        qmp_ms, actions(errs))
+        qmp_ms, actions(errs), episode_detail(ctx))
+    ctx.info['verdict'] = ('the guest got its first error %s after the outage began' % (
+        '%.1f s' % err_after if err_after is not None else 'never'),
+        'retry_timeout=%d ms expired' % timeout_ms)
     return fails, d
 
 
@@ -173,8 +248,9 @@ def sc_rerror_report(ctx, device, storage):
           'data not verified')
     check(res.get('fs_writable') == 1 and res.get('fs_errors', 0) == 0, fails,
           'filesystem errors (fs_rw=%s fs_errors=%s)' % (res.get('fs_rw'), res.get('fs_errors')))
+    check_fsck(ctx, res, fails)
     acts = actions(block_errors(q, t_fail))
-    d = '%s read_fail_ms_max=%s qmp_io_errors=%s' % (
-        summary(res), max(fast) if fast else '-', acts)
+    d = '%s read_fail_ms_max=%s qmp_io_errors=%s %s' % (
+        summary(res), max(fast) if fast else '-', acts, episode_detail(ctx))
     return fails, d
 

@@ -1,0 +1,475 @@
+"""Seeded torture: a guest writing through random outages (10 ms - 20 s,
+random gaps) interleaved with random stop/cont, block-retry-set,
+block-retry-resubmit, block-retry-fail, system_reset, device_del +
+device_add, live migration and block jobs, across virtio-blk and scsi-hd
+with the iothread on and off, on the sanitizer build of QEMU (ASan +
+UBSan, leak checking at exit).
+
+One image for the whole run, on the failing FUSE storage; the run is a
+series of sessions (one QEMU each, or two around a migration), each with
+a random device and configuration.  The guest writes every start into a
+new directory and prints E2E-ACK for every file whose fsync succeeded.
+
+Checked, and every failure names the seed that reproduces the schedule:
+  - QEMU never dies, and exits cleanly at power-off or quit: no crash, no
+    sanitizer report (use after free, double free, leak, undefined
+    behaviour) in its log;
+  - QMP answers during everything (stop, outages, jobs, migration);
+  - per disk, retry starts and ends alternate and the ends add up to
+    query-blockstats' counters (requests = recovered + failed + dropped:
+    no request completed twice or lost by the policy);
+  - the guest's own verification of every session's acknowledged files;
+  - at the end, on the host, every file the guest ever acknowledged, of
+    every session, is there with the right content (a copy of the image,
+    its journal replayed, mounted on a loop device), and e2fsck's verdict.
+"""
+
+import contextlib
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+from . import base
+from .base import BIN, Fail, kv, run_cmd, wait_until
+from .guest import guest_append, last_progress
+from .runner import Ctx
+from .scenarios.common import check_episodes, make_storage, new_image
+from .vm import Disk, Qemu
+
+SANITIZER_RX = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|'
+                          r'UndefinedBehaviorSanitizer|SUMMARY: \w+Sanitizer')
+
+SANITIZER_ENV = {
+    'ASAN_OPTIONS': 'detect_leaks=1:abort_on_error=1:print_summary=1',
+    'UBSAN_OPTIONS': 'halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1',
+}
+
+OPS = [('outage', 6), ('stop-cont', 2), ('retry-set', 2), ('resubmit', 1), ('fail', 1),
+       ('reset', 1), ('hotplug', 1), ('migrate', 1), ('job', 2)]
+
+
+class TortureFail(Fail):
+    pass
+
+
+class Torture:
+    def __init__(self, args, env, seed, duration):
+        self.args = args
+        self.env = env
+        self.seed = seed
+        self.duration = duration
+        self.rng = random.Random(seed)
+        self.counts = {}
+        self.acks = []            # (dir, seq)
+        self.sessions = 0
+        self.episodes = 0
+        self.problems = []
+        self.qemu = env.get('torture_qemu') or env['qemu']
+        self.n_qemu = 0
+        self.boot_idx = None
+
+    # ------------------------------------------------------------------
+    def count(self, what, n=1):
+        self.counts[what] = self.counts.get(what, 0) + n
+
+    def log(self, msg):
+        base.log('torture seed=%d: %s' % (self.seed, msg))
+
+    def problem(self, msg):
+        self.problems.append(msg)
+        self.log('PROBLEM ' + msg)
+
+    def run(self):
+        ctx = Ctx(self.args, self.env, 'torture/seed-%d' % self.seed)
+        self.ctx = ctx
+        t_end = time.monotonic() + self.duration
+        try:
+            os.environ.update(SANITIZER_ENV)
+            os.environ['LSAN_OPTIONS'] = 'suppressions=' + os.path.join(
+                base.REPO, 'tests', 'asan', 'lsan.supp')
+            image = new_image(ctx, label='e2e')
+            self.image = image
+            self.st = make_storage(ctx, 'fuse', image)
+            self.st.start()
+            while True:
+                left = t_end - time.monotonic()
+                if left < 25 and self.sessions > 0:
+                    break
+                self.session(max(20.0, min(left, self.rng.uniform(40, 90))))
+                if self.problems:
+                    break
+            self.st.restore()
+            self.st.stop()
+            self.host_verify()
+        except Fail as e:
+            self.problem(str(e))
+        finally:
+            with contextlib.suppress(Exception):
+                self.st.restore()
+            ctx.close()
+            for q in ctx.qemus:
+                self.scan_log(q)
+        return self.problems
+
+    # ------------------------------------------------------------------
+    def policy(self):
+        r = self.rng
+        return {'werror': 'retry', 'rerror': 'retry',
+                'retry_interval': r.choice([0, 100, 300, 1000, 2000]),
+                'retry_timeout': r.choice([0, 0, 0, 2000, 8000, 30000])}
+
+    def new_qemu(self, spec=None, incoming=None):
+        self.n_qemu += 1
+        tag = 'q%d' % self.n_qemu
+        if spec is None:
+            spec = self.spec
+        return Qemu(self.ctx, self.qemu, tag, incoming=incoming, **spec)
+
+    def session(self, seconds):
+        r = self.rng
+        ctx = self.ctx
+        self.sessions += 1
+        device = r.choice(['virtio-blk', 'scsi-hd'])
+        iothread = r.random() < 0.5
+        pol = self.policy()
+        dev_props, hba_props = {}, {}
+        if iothread:
+            if device == 'virtio-blk':
+                dev_props = {'iothread': 'io0'}
+            else:
+                hba_props = {'iothread': 'io0'}
+        self.device = device
+        self.disk = Disk(self.st, device, pol, dev_props=dev_props, hba_props=hba_props)
+        # no -no-reboot: system_reset must reset, not shut down
+        self.spec = dict(disks=[self.disk], iothreads=['io0'] if iothread else [],
+                         append=guest_append(self.args, 'e2e.acks=1 e2e.max=100000'),
+                         no_reboot=False)
+        self.log('session %d: %s iothread=%s policy=%s, %.0f s' % (
+            self.sessions, device, iothread, pol, seconds))
+        self.count('session-%s%s' % (device, '-iothread' if iothread else ''))
+        q = self.new_qemu()
+        self.q = q
+        self.boot_idx = ctx.console.count()
+        q.start(ctx.console)
+        q.qmp.cmd('cont')
+        self.wait_start()
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end and not self.problems:
+            op = self.pick()
+            self.count(op)
+            self.log('op %s' % op)
+            getattr(self, 'op_' + op.replace('-', '_'))()
+            self.invariants()
+        self.end_session()
+
+    def pick(self):
+        total = sum(w for _, w in OPS)
+        x = self.rng.uniform(0, total)
+        for name, w in OPS:
+            x -= w
+            if x <= 0:
+                return name
+        return OPS[0][0]
+
+    def wait_start(self, timeout=180):
+        """the workload (re)started since boot_idx (a console line index)"""
+        if self.boot_idx is None:
+            return
+        self.ctx.console.wait(r'E2E-START .*dir=(\S+)', time.monotonic() + timeout,
+                              start=self.boot_idx, what='workload start')
+        self.boot_idx = None
+
+    def invariants(self):
+        q = self.q
+        if not q.running():
+            raise TortureFail('QEMU %s died (exit %s)' % (q.tag, q.exitcode()))
+        t0 = time.monotonic()
+        q.qmp.cmd('query-status', timeout=5)
+        ms = (time.monotonic() - t0) * 1000
+        if ms > 5000:
+            self.problem('QMP answered in %.0f ms' % ms)
+
+    def outage_len(self):
+        # log-uniform 10 ms .. 20 s
+        return math.exp(self.rng.uniform(math.log(0.01), math.log(20.0)))
+
+    # ------------------------------------------------------------------
+    # operations
+
+    def op_outage(self):
+        r = self.rng
+        length = self.outage_len()
+        self.count('outage-seconds', length)
+        t_f = self.ctx.tl.mark('outage-start', '%.2f' % length)
+        self.st.fail()
+        try:
+            # sometimes a management operation in the middle of the outage
+            if length > 1 and r.random() < 0.6:
+                time.sleep(r.uniform(0, min(length, 5)))
+                op = r.choice(['stop-cont', 'retry-set', 'resubmit', 'fail', 'reset',
+                               'hotplug', 'migrate', 'job'])
+                self.count('in-outage-' + op)
+                self.log('  during the outage: %s' % op)
+                getattr(self, 'op_' + op.replace('-', '_'))(in_outage=True)
+            left = t_f + length - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+        finally:
+            self.st.restore()
+            self.ctx.tl.mark('storage-restored')
+        self.wait_start()          # a reboot that began during the outage
+        time.sleep(r.uniform(0, 3))
+
+    def op_stop_cont(self, in_outage=False):
+        q = self.q
+        q.qmp.cmd('stop')
+        time.sleep(self.rng.uniform(0.05, 2))
+        q.qmp.cmd('cont')
+
+    def retry_id(self):
+        return self.disk.qom_path
+
+    def op_retry_set(self, in_outage=False):
+        r = self.rng
+        args = {'id': self.retry_id()}
+        for k, choices in (('interval', [0, 50, 200, 1000, 3000]),
+                           ('timeout', [0, 0, 500, 5000, 60000]),
+                           ('write-policy', ['retry', 'retry', 'report', 'stop', 'enospc']),
+                           ('read-policy', ['retry', 'retry', 'report', 'stop'])):
+            if r.random() < 0.5:
+                args[k] = r.choice(choices)
+        self.q.qmp.cmd('block-retry-set', args)
+        if args.get('write-policy') == 'stop' or args.get('read-policy') == 'stop':
+            # a stop policy pauses the VM on an error: resume it and put
+            # retry back, as a manager would
+            self.q.qmp.cmd('block-retry-set', {'id': self.retry_id(),
+                                               'write-policy': 'retry',
+                                               'read-policy': 'retry'})
+            st = self.q.status()
+            if st.get('status') != 'running':
+                self.q.qmp.cmd('cont')
+
+    def op_resubmit(self, in_outage=False):
+        self.q.qmp.cmd('block-retry-resubmit', {'id': self.retry_id()})
+
+    def op_fail(self, in_outage=False):
+        self.q.qmp.cmd('block-retry-fail', {'id': self.retry_id()})
+
+    def op_reset(self, in_outage=False):
+        self.boot_idx = self.ctx.console.count()
+        self.q.qmp.cmd('system_reset')
+        self.after_reboot(in_outage)
+
+    def after_reboot(self, in_outage):
+        if not in_outage:       # else the guest boots once the storage is back
+            self.wait_start()
+
+    def op_hotplug(self, in_outage=False):
+        q = self.q
+        d = self.disk
+        n0 = len(q.qmp.events)
+        q.qmp.cmd('device_del', {'id': d.qdev_id})
+        try:
+            q.qmp.wait_event('DEVICE_DELETED', time.monotonic() + 20, start=n0,
+                             pred=lambda ev: ev['data'].get('device') == d.qdev_id)
+        except Fail:
+            # the guest did not release the PCI device: a reset completes it
+            self.count('hotplug-reset-needed')
+            q.qmp.cmd('system_reset')
+            q.qmp.wait_event('DEVICE_DELETED', time.monotonic() + 30, start=n0,
+                             pred=lambda ev: ev['data'].get('device') == d.qdev_id)
+        props = {'driver': 'virtio-blk-pci' if d.device == 'virtio-blk' else 'scsi-hd',
+                 'drive': d.node, 'id': d.qdev_id}
+        if d.device == 'scsi-hd':
+            props['bus'] = 'scsi0.0'
+        props.update(q._props(d, d.policy))
+        q.qmp.cmd('device_add', props)
+        # the guest's filesystem lost its disk: start over
+        self.boot_idx = self.ctx.console.count()
+        q.qmp.cmd('system_reset')
+        self.after_reboot(in_outage)
+
+    def op_migrate(self, in_outage=False):
+        src = self.q
+        sock = os.path.join(self.ctx.workdir, 'mig-%d.sock' % (self.n_qemu + 1))
+        dst = self.new_qemu(spec=self.spec, incoming='unix:' + sock)
+        dst.start(self.ctx.console, current=False)
+        src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': 1 << 30})
+        src.qmp.cmd('migrate', {'uri': 'unix:' + sock})
+        st = None
+        dl = time.monotonic() + 120
+        while time.monotonic() < dl:
+            st = src.qmp.cmd('query-migrate').get('status')
+            if st in ('completed', 'failed', 'cancelled'):
+                break
+            time.sleep(0.2)
+        self.count('migrate-' + str(st))
+        if st == 'completed':
+            wait_until(lambda: dst.status()['status'] == 'running', time.monotonic() + 20,
+                       'destination running')
+            self.ctx.console.use(dst.tag)
+            self.close_qemu(src, quit=True)
+            self.q = dst
+        else:
+            # failed (the storage failed at completion): the source goes on
+            dst.kill()
+            self.scan_log(dst, expect_clean_exit=False)
+            if src.status()['status'] != 'running':
+                src.qmp.cmd('cont')
+
+    def op_job(self, in_outage=False):
+        q = self.q
+        r = self.rng
+        self.n_job = getattr(self, 'n_job', 0) + 1
+        tgt = 'bk%d' % self.n_job
+        size = self.ctx.args.disk_mb << 20
+        q.qmp.cmd('blockdev-add', {'driver': 'null-co', 'node-name': tgt, 'size': size})
+        n0 = len(q.qmp.events)
+        job = 'job%d' % self.n_job
+        q.qmp.cmd('blockdev-backup', {'job-id': job, 'device': self.disk.node, 'target': tgt,
+                                      'sync': 'full'})
+        if r.random() < 0.4:
+            time.sleep(r.uniform(0, 2))
+            q.qmp.cmd('block-job-cancel', {'device': job, 'force': True}, check=False)
+        _, _, ev = q.qmp.wait_event(
+            'JOB_STATUS_CHANGE', time.monotonic() + 120, start=n0,
+            pred=lambda ev: ev['data'].get('id') == job and
+            ev['data'].get('status') == 'concluded')
+        q.qmp.cmd('job-dismiss', {'id': job}, check=False)
+        q.qmp.cmd('blockdev-del', {'node-name': tgt})
+
+    # ------------------------------------------------------------------
+    def end_session(self):
+        """storage up, guest writes again (unless its filesystem broke),
+        counters consistent, the guest's own verification, clean exit"""
+        ctx = self.ctx
+        q = self.q
+        self.st.restore()
+        if q.status().get('status') != 'running':
+            q.qmp.cmd('cont')
+        # the guest may be rebooting (a reset during an outage)
+        self.wait_start()
+        p0 = last_progress(ctx) or {}
+        with contextlib.suppress(Fail):
+            wait_until(lambda: (last_progress(ctx) or {}).get('t', 0) > p0.get('t', 0) + 3000,
+                       time.monotonic() + 90, 'guest progress after the session')
+
+        def ended():
+            return all(not (b.get('retry') or {}).get('active')
+                       for b in q.qmp.cmd('query-block'))
+        with contextlib.suppress(Fail):
+            wait_until(ended, time.monotonic() + 60, 'the last episode to end', step=0.5)
+        fails = []
+        check_episodes(ctx, q, fails)
+        for f in fails:
+            self.problem('session %d: %s' % (self.sessions, f))
+        self.episodes += ctx.info.get('episodes', {}).get(q.tag, {}).get('episodes', 0)
+        idx = ctx.console.count()
+        ctx.tl.mark('stop-sent')
+        ctx.console.send('\nE2E-STOP\n')
+        _, _, m = ctx.console.wait(r'E2E-RESULT (.*)', time.monotonic() + 180, start=idx,
+                                   what='E2E-RESULT')
+        res = kv(m.group(1))
+        if res.get('bad', 0) != 0:
+            self.problem('session %d: the guest found %s acknowledged files bad' % (
+                self.sessions, res.get('bad')))
+        self.close_qemu(q, quit=False)
+
+    def close_qemu(self, q, quit):
+        if quit:
+            q.qmp.cmd('quit', check=False)
+        try:
+            q.wait_exit(time.monotonic() + 60)
+        except Fail:
+            self.problem('%s did not exit' % q.tag)
+            q.kill()
+        self.collect_acks(q.tag)
+        self.scan_log(q)
+
+    def collect_acks(self, tag):
+        for _, tg, _, m in self.ctx.console.find(r'E2E-ACK d=(\S+) s=(\d+)'):
+            if tg == tag:
+                self.acks.append((m.group(1), int(m.group(2))))
+
+    def scan_log(self, q, expect_clean_exit=True):
+        if getattr(q, '_scanned', False):
+            return
+        q._scanned = True
+        path = os.path.join(self.ctx.workdir, 'qemu-%s.log' % q.tag)
+        with contextlib.suppress(OSError):
+            with open(path, errors='replace') as f:
+                text = f.read()
+            hits = [ln for ln in text.splitlines() if SANITIZER_RX.search(ln)]
+            if hits:
+                self.count('sanitizer-reports')
+                self.problem('%s: sanitizer report: %s (log %s)' % (q.tag, hits[0][:200], path))
+        rc = q.exitcode()
+        if expect_clean_exit and rc not in (0, None):
+            self.count('crashes')
+            self.problem('%s exited with %s (log %s)' % (q.tag, rc, path))
+
+    # ------------------------------------------------------------------
+    def host_verify(self):
+        """every file the guest ever acknowledged, checked on the host in a
+        copy of the image (journal replayed by mounting it)"""
+        ctx = self.ctx
+        work = tempfile.mkdtemp(prefix='torture-verify-', dir=ctx.workdir)
+        copy = os.path.join(work, 'disk.img')
+        shutil.copyfile(self.image, copy)
+        fsck = subprocess.run(['e2fsck', '-fn', copy], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True)
+        self.fsck_rc = fsck.returncode
+        mnt = os.path.join(work, 'mnt')
+        os.makedirs(mnt)
+        acklist = os.path.join(work, 'acks.txt')
+        with open(acklist, 'w') as f:
+            for d, s in self.acks:
+                f.write('%s %d\n' % (d, s))
+        run_cmd(['mount', '-o', 'loop', copy, mnt], timeout=60)
+        try:
+            r = subprocess.run([os.path.join(BIN, 'e2e-workload'), '-V', acklist, '-m', mnt],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               universal_newlines=True, timeout=300)
+        finally:
+            run_cmd(['umount', mnt], timeout=60, check=False)
+        m = re.search(r'E2E-HOSTVERIFY (.*)', r.stdout)
+        self.verify = kv(m.group(1)) if m else {}
+        if r.returncode != 0 or not m:
+            self.problem('host verification: %s' % r.stdout.strip()[-400:])
+
+    def summary(self):
+        v = getattr(self, 'verify', {})
+        ops = ', '.join('%s=%s' % (k, ('%.1f' % v2) if isinstance(v2, float) else v2)
+                        for k, v2 in sorted(self.counts.items()))
+        return ('seed=%d sessions=%d QEMUs=%d acknowledged=%d verified=%s lost=%s corrupt=%s '
+                'episodes=%d crashes=%d sanitizer_reports=%d host_fsck_rc=%s; %s' % (
+                    self.seed, self.sessions, self.n_qemu, len(self.acks), v.get('ok'),
+                    v.get('missing'), v.get('bad'), self.episodes, self.counts.get('crashes', 0),
+                    self.counts.get('sanitizer-reports', 0), getattr(self, 'fsck_rc', None),
+                    ops))
+
+
+def torture(args, env, seeds, duration):
+    """run each seed for `duration` s; returns the number of failed seeds"""
+    failed = 0
+    for seed in seeds:
+        t0 = time.monotonic()
+        tt = Torture(args, env, seed, duration)
+        problems = tt.run()
+        el = time.monotonic() - t0
+        if problems:
+            failed += 1
+            print('FAIL torture/seed-%d %.0fs %s | reproduce: make torture SEED=%d DURATION=%d'
+                  ' | %s (logs: %s)' % (seed, el, '; '.join(problems[:3]), seed, duration,
+                                        tt.summary(), tt.ctx.workdir))
+        else:
+            print('PASS torture/seed-%d %.0fs %s' % (seed, el, tt.summary()))
+            if not args.keep:
+                shutil.rmtree(tt.ctx.workdir, ignore_errors=True)
+        print(flush=True)
+    return failed
