@@ -11,7 +11,7 @@ S := scripts
 
 .PHONY: all deps source tree tree-upstream build build-upstream export \
         build-asan check check-qtest check-iotests check-asan check-e2e \
-        check-workspace \
+        check-workspace check-full check-e2e-full torture \
         check-series check-quilt demo bench clean
 
 all: build
@@ -62,6 +62,21 @@ check-asan: build build-asan
 	@$(S)/check.sh asan
 check-e2e: build build-upstream
 	@$(S)/check.sh e2e
+
+# Everything: the suites of make check, with every e2e run instead of
+# make check's subset (tests/e2e/README.md)
+check-full: build build-upstream build-asan
+	@$(S)/check.sh workspace qtest iotests asan e2e-full torture
+check-e2e-full: build build-upstream
+	@$(S)/check.sh e2e-full
+
+# Seeded torture on the sanitizer build: make torture SEED=42 DURATION=3600
+# (SEED: one or more, comma separated; default a random one, printed)
+torture: build build-asan
+	@QEMU=build/qemu/build/qemu-system-x86_64 \
+	 QEMU_SANITIZER=build/qemu/build-asan/qemu-system-x86_64 \
+	 python3 tests/e2e/run.py --torture $(if $(SEED),--seed $(SEED)) \
+	   --duration $(or $(DURATION),600)
 
 # libvirt: the second series (patches-libvirt/), against Debian 13's libvirt
 # 11.3.0 source package, built with the QEMU driver only (README, "libvirt")

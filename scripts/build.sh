@@ -8,8 +8,10 @@
 # Only the binaries the tests use are built, not 'all'.
 #
 # --asan: the patched tree's qemu-system-x86_64 alone, with
-# AddressSanitizer, in TREE/build-asan (the qtests that check that no
-# parked request is leaked, freed twice or used after free run it).
+# AddressSanitizer and UndefinedBehaviorSanitizer (one build, both
+# sanitizers), in TREE/build-asan (the qtests that check that no parked
+# request is leaked, freed twice, used after free or hits undefined
+# behaviour run it).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -51,7 +53,7 @@ TARGETS=(
     tests/qtest/qos-test
 )
 if [ -n "$asan" ]; then
-    CONFIGURE_FLAGS+=(--enable-asan --disable-tools)
+    CONFIGURE_FLAGS+=(--enable-asan --enable-ubsan --disable-tools)
     TARGETS=(qemu-system-x86_64)
 fi
 

@@ -3,10 +3,12 @@
 # guard the code it touches, plus the workspace's own tests.
 #
 # usage: scripts/check.sh [SUITE...]   (default: all suites)
-#   suites: workspace qtest iotests e2e asan libvirt (default: all)
+#   suites: workspace qtest iotests e2e asan libvirt (default: all), e2e-full
+#           (every e2e run, not only make check's subset)
 #
 # Prints one summary line per suite and, last, "N passed, N failed, N skipped".
-# Exits non-zero if anything failed.  A skipped test is counted as skipped.
+# Exits non-zero if anything failed.  A skipped test is counted as skipped;
+# each suite also checks that it ran exactly the tests the tree defines.
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -53,11 +55,24 @@ suite_workspace() {
     record workspace $(tap_count "$log") $((SECONDS - t0))
 }
 
+# Upstream QEMU 10.0's virtio-blk and virtio-scsi qos tests on x86_64
+# (8 virtio-blk, 6 virtio-scsi): the part of the qtest suite the series
+# does not define.
+UPSTREAM_QOS=14
+
+# The retry qtests the patched tree registers, counted in its sources:
+# qos tests named "retry/..." and plain qtest functions ".../retry/...".
+retry_qtests_in_tree() {
+    grep -oE '(register_[a-z_]*retry_test|qos_add_test)\("retry/[^"]*"|qtest_add_func\("/[^"]*/retry/[^"]*"' \
+        "$TREE"/tests/qtest/*.c | sort -u | wc -l
+}
+
 # Run the qos tests whose paths match FILTER one by one, so that a crash is
-# one failure, against QEMU binary QEMU; at least MIN must match.
-# usage: run_qos SUITE FILTER QEMU MIN [VAR=value...]
+# one failure, against QEMU binary QEMU; exactly WANT must match (a test
+# that vanished, or one the filter no longer sees, fails the suite).
+# usage: run_qos SUITE FILTER QEMU WANT [VAR=value...]
 run_qos() {
-    local suite=$1 filter=$2 qemu=$3 min=$4 t n=0 rc
+    local suite=$1 filter=$2 qemu=$3 want=$4 t n=0 rc
     shift 4
     local log=$logdir/$suite.log one=$logdir/$suite-one.log t0=$SECONDS
     local env=(QTEST_QEMU_BINARY=$qemu QTEST_QEMU_IMG=./qemu-img
@@ -74,14 +89,17 @@ run_qos() {
         cat "$one" >> "$log"
         if grep -qE 'ERROR: (Address|Leak)Sanitizer' "$one"; then
             echo "not ok - $t (AddressSanitizer report)" >> "$log"
+        elif grep -qE 'runtime error:|UndefinedBehaviorSanitizer' "$one"; then
+            echo "not ok - $t (UndefinedBehaviorSanitizer report)" >> "$log"
         elif [ $rc != 0 ] && ! grep -qE '^not ok' "$one"; then
             echo "not ok - $t (exit $rc: crashed or timed out)" >> "$log"
         elif ! grep -qE '^(not )?ok' "$one"; then
             echo "not ok - $t (did not run)" >> "$log"
         fi
     done
-    # Fewer than expected means the list broke
-    [ $n -ge "$min" ] || echo "not ok - only $n qos tests matched $filter" >> "$log"
+    # Another number than the tree defines means the list broke
+    [ "$want" -gt 0 ] && [ $n -eq "$want" ] ||
+        echo "not ok - $n qos tests matched $filter, the tree defines $want" >> "$log"
     record "$suite" $(tap_count "$log") $((SECONDS - t0))
 }
 
@@ -89,7 +107,7 @@ run_qos() {
 # series' retry tests
 suite_qtest() {
     run_qos qtest '/pci-bus/virtio-(blk|scsi)-pci/|/virtio-(blk|scsi)/retry/' \
-        ./qemu-system-x86_64 20
+        ./qemu-system-x86_64 $((UPSTREAM_QOS + $(retry_qtests_in_tree)))
 }
 
 # qemu-iotests of the quick group that involve werror/rerror, blkdebug
@@ -105,50 +123,111 @@ iotests_list() {
         grep -qE 'werror|rerror|blkdebug|nbd' "$f" && echo "${f#tests/}"
     done)
 }
+# The iotests the series adds (named in patches/), each of which must be in
+# the list and pass on at least one format.
+series_iotests() {
+    grep -h '^+++ b/tests/qemu-iotests/' "$PATCHES"/*.patch |
+        sed -E 's|^\+\+\+ b/tests/qemu-iotests/(tests/)?||' | grep -v '\.out$' | sort -u
+}
 suite_iotests() {
-    local t0=$SECONDS fmt pass=0 fail=0 skip=0 c
-    [ -d "$b/tests/qemu-iotests" ] || { record iotests 0 1 0 0; return; }
+    local t0=$SECONDS fmt pass=0 fail=0 skip=0 c1 c2 c3 n t list want extra=
+    local d=$b/tests/qemu-iotests notrun=$logdir/iotests-notrun.txt
+    [ -d "$d" ] || { record iotests 0 1 0 0; return; }
+    list=$(iotests_list)
+    want=$(echo "$list" | grep -c .)
+    : > "$notrun"
     for fmt in raw qcow2; do
         local log=$logdir/iotests-$fmt.log
-        (cd "$b/tests/qemu-iotests" &&
-         timeout 1800 ../../pyvenv/bin/python3 ./check -tap -$fmt $(iotests_list)) \
+        (cd "$d" && timeout 1800 ../../pyvenv/bin/python3 ./check -tap -$fmt $list) \
             > "$log" 2>&1 || true
-        grep -qE '^(not )?ok ' "$log" || echo "not ok 0 iotests -$fmt did not run" >> "$log"
+        # one result per test of the list, or the run broke
+        n=$(grep -cE '^(not )?ok ' "$log")
+        [ "$n" = "$want" ] || echo "not ok 0 iotests -$fmt: $n results for the $want tests of the list" >> "$log"
         read -r c1 c2 c3 < <(tap_count "$log")
         pass=$((pass + c1)); fail=$((fail + c2)); skip=$((skip + c3))
+        # "not run", with the reason the test gave (TAP mode prints none)
+        grep -E '^ok [a-z0-9]+ [^ ]+ # SKIP' "$log" | while read -r _ f name _; do
+            echo "$f: $(head -1 "$d/scratch/$f-file-$name/$name.notrun" 2>/dev/null ||
+                         echo '(no reason given)')|$name"
+        done >> "$notrun"
     done
-    record iotests $pass $fail $skip $((SECONDS - t0))
+    for t in $(series_iotests); do
+        if ! echo "$list" | grep -qx "$t"; then
+            echo "iotests: the series' test $t is not in the list (vanished?)" >&2
+            fail=$((fail + 1))
+        elif ! grep -qhE "^ok (raw|qcow2) $t\$" "$logdir"/iotests-raw.log "$logdir"/iotests-qcow2.log; then
+            echo "iotests: the series' test $t passed on no format" >&2
+            fail=$((fail + 1))
+        fi
+    done
+    [ "$skip" -gt 0 ] && extra=" (not run, by format and reason, in $notrun)"
+    record iotests $pass $fail $skip $((SECONDS - t0)) "$extra"
+    # the not-run list, grouped by format and reason
+    sort "$notrun" | awk -F'|' '$1 != last { if (last != "") print line; line = "    not run " $1 ":"; last = $1 }
+                                { line = line " " $2 } END { if (last != "") print line }'
 }
 
-# The series' retry qtests again, against an AddressSanitizer build of QEMU
-# (scripts/build.sh --asan): a parked request that is leaked, completed
-# twice or used after free (reset, unplug, abort, migration, QMP fail-now)
-# makes QEMU abort, and the test fail.
+# The series' retry qtests again, against a build of QEMU with
+# AddressSanitizer and UndefinedBehaviorSanitizer (scripts/build.sh --asan):
+# a parked request that is leaked, completed twice or used after free
+# (reset, unplug, abort, migration, QMP fail-now), or undefined behaviour
+# (shifts, overflows, misaligned or null accesses), makes QEMU abort, and
+# the test fail; a report in the log fails it too.
+SANITIZER_ENV=(
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:print_summary=1
+    LSAN_OPTIONS=suppressions=$top/tests/asan/lsan.supp
+    UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1
+)
+# (ASAN_QEMU: another sanitizer build of qemu-system-x86_64 to run them on)
 suite_asan() {
     run_qos asan '/virtio-(blk|scsi)(-pci)?(-tests)?/retry/' \
-        "$TREE/build-asan/qemu-system-x86_64" 30 \
-        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:print_summary=1 \
-        LSAN_OPTIONS=suppressions=$top/tests/asan/lsan.supp
+        "${ASAN_QEMU:-$TREE/build-asan/qemu-system-x86_64}" "$(retry_qtests_in_tree)" \
+        "${SANITIZER_ENV[@]}"
 }
 
-suite_e2e() {
-    local log=$logdir/e2e.log t0=$SECONDS
+# The guest-level harness: run.py ARGS must report exactly WANT results
+# (runs of the scenario matrix, or torture seeds); there is no skip (a run
+# that cannot happen fails).  Each run gets SECS seconds.
+run_e2e() {
+    local suite=$1 want=$2 secs=$3 log=$logdir/$1.log t0=$SECONDS
+    shift 3
     if [ ! -f "$top/tests/e2e/run.py" ]; then
-        record e2e 0 0 0 0 " (no e2e harness)"
+        record "$suite" 0 1 0 0 " (no e2e harness: tests/e2e/run.py is missing)"
         return
     fi
     QEMU=$b/qemu-system-x86_64 QEMU_UPSTREAM=$UPSTREAM_TREE/build/qemu-system-x86_64 \
-        timeout 1200 python3 "$top/tests/e2e/run.py" --check > "$log" 2>&1
+        QEMU_SANITIZER=$TREE/build-asan/qemu-system-x86_64 \
+        timeout $((want * secs + 300)) python3 "$top/tests/e2e/run.py" "$@" > "$log" 2>&1
     local rc=$? line
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
     if [ -z "$line" ]; then
-        record e2e 0 1 0 $((SECONDS - t0)) " (harness exited $rc, see $log)"
+        record "$suite" 0 1 0 $((SECONDS - t0)) " (harness exited $rc, see $log)"
         return
     fi
     set -- $(echo "$line" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?.*/\1 \2 \4/')
-    local f=$2
+    local p=$1 f=$2 s=${3:-0} extra=
     [ $rc != 0 ] && [ "$f" = 0 ] && f=1
-    record e2e "$1" "$f" "${3:-0}" $((SECONDS - t0))
+    if [ "$want" = 0 ] || [ $((p + f + s)) != "$want" ]; then
+        extra=" ($((p + f + s)) results for the $want runs expected)"
+        f=$((f + 1))
+    fi
+    [ "$f" = 0 ] || extra="$extra (failures: grep ^FAIL $log)"
+    record "$suite" "$p" "$((f + s))" 0 $((SECONDS - t0)) "$extra"
+}
+e2e_runs() { python3 "$top/tests/e2e/run.py" "$1" --list | grep -c /; }
+suite_e2e() { run_e2e e2e "$(e2e_runs --check)" 150 --check; }
+suite_e2e-full() { run_e2e e2e-full "$(e2e_runs --full)" 200 --full; }
+
+# The seeded torture run's quick mode (tests/e2e/e2e/torture.py): fixed
+# seeds, TORTURE_DURATION seconds each, on the sanitizer build.  A long
+# run: make torture SEED=... DURATION=...
+TORTURE_SEEDS=${TORTURE_SEEDS:-1,2}
+TORTURE_DURATION=${TORTURE_DURATION:-90}
+suite_torture() {
+    local n
+    n=$(echo "$TORTURE_SEEDS" | tr ',' '\n' | grep -c .)
+    run_e2e torture "$n" $((TORTURE_DURATION + 400)) --torture \
+        --seed "$TORTURE_SEEDS" --duration "$TORTURE_DURATION"
 }
 
 # The libvirt series (patches-libvirt/): libvirt's own test programs for what
@@ -165,8 +244,8 @@ suite_libvirt() {
 
 for s in "${suites[@]}"; do
     case $s in
-    workspace|qtest|iotests|asan|e2e|libvirt) "suite_$s" ;;
-    *) die "unknown suite '$s' (workspace qtest iotests asan e2e libvirt)" ;;
+    workspace|qtest|iotests|asan|e2e|e2e-full|torture|libvirt) "suite_$s" ;;
+    *) die "unknown suite '$s' (workspace qtest iotests asan e2e e2e-full torture libvirt)" ;;
     esac
 done
 
