@@ -3,8 +3,8 @@
 # guard the code it touches, plus the workspace's own tests.
 #
 # usage: scripts/check.sh [SUITE...]   (default: all suites)
-#   suites: workspace qtest iotests e2e asan libvirt (default: all), e2e-full
-#           (every e2e run, not only make check's subset)
+#   suites: workspace qtest iotests asan e2e torture libvirt (default: all),
+#           e2e-full (every e2e run, not only make check's subset)
 #
 # Prints one summary line per suite and, last, "N passed, N failed, N skipped".
 # Exits non-zero if anything failed.  A skipped test is counted as skipped;
@@ -14,7 +14,7 @@ set -uo pipefail
 
 b=$TREE/build
 suites=("$@")
-[ ${#suites[@]} = 0 ] && suites=(workspace qtest iotests asan e2e libvirt)
+[ ${#suites[@]} = 0 ] && suites=(workspace qtest iotests asan e2e torture libvirt)
 logdir=$BUILD_ROOT/check-logs
 mkdir -p "$logdir"
 
