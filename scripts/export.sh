@@ -1,5 +1,6 @@
 #!/bin/bash
-# Export build/qemu's commits upstream..HEAD to patches/*.patch + patches/series.
+# Export build/qemu's commits upstream..HEAD to patches/*.patch + patches/series,
+# and patches/0000-cover-letter.patch from patches/cover-letter.txt.
 #
 # Byte-stable: the same commits always give the same files (zero commit ids,
 # no version signature, fixed abbreviation), so re-exporting an unchanged
@@ -15,10 +16,28 @@ git -C "$t" rev-parse -q --verify upstream >/dev/null 2>&1 ||
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+cover=()
+[ -f "$PATCHES/cover-letter.txt" ] && cover=(--cover-letter)
 git -C "$t" -c core.abbrev=12 -c diff.noprefix=false -c format.signOff=false \
     format-patch -q --zero-commit --no-signature --full-index \
-    --no-renames --subject-prefix=PATCH -o "$tmp" upstream..HEAD
-(cd "$tmp" && ls *.patch 2>/dev/null || true) > "$tmp/series"
+    --no-renames --subject-prefix=PATCH "${cover[@]}" -o "$tmp" upstream..HEAD
+(cd "$tmp" && ls *.patch 2>/dev/null | grep -v '^0000-cover-letter.patch$' || true) > "$tmp/series"
+if [ ${#cover[@]} != 0 ]; then
+    # The cover letter's subject (first line) and text come from
+    # patches/cover-letter.txt; git adds the shortlog and the diffstat.
+    # Its date is the last commit's, so that the export stays byte-stable.
+    python3 - "$tmp/0000-cover-letter.patch" "$PATCHES/cover-letter.txt" \
+        "$(git -C "$t" log -1 --format=%aD HEAD)" <<'PY'
+import re, sys
+path, src, date = sys.argv[1:4]
+letter = open(path).read()
+subject, _, blurb = open(src).read().partition('\n')
+letter = re.sub(r'^Date: .*$', 'Date: ' + date, letter, count=1, flags=re.M)
+letter = letter.replace('*** SUBJECT HERE ***', subject.strip(), 1)
+letter = letter.replace('*** BLURB HERE ***', blurb.strip('\n'), 1)
+open(path, 'w').write(letter)
+PY
+fi
 mkdir -p "$PATCHES"
 rm -f "$PATCHES"/*.patch
 cp "$tmp"/*.patch "$PATCHES"/ 2>/dev/null || true
