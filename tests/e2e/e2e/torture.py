@@ -53,6 +53,9 @@ OPS = [('outage', 6), ('stop-cont', 2), ('retry-set', 2), ('resubmit', 1), ('fai
        ('reset', 1), ('hotplug', 1), ('migrate', 1), ('job', 2)]
 
 
+COMBOS = [('virtio-blk', False), ('virtio-blk', True), ('scsi-hd', False), ('scsi-hd', True)]
+
+
 class TortureFail(Fail):
     pass
 
@@ -131,11 +134,12 @@ class Torture:
         return Qemu(self.ctx, self.qemu, tag, incoming=incoming, **spec)
 
     def session(self, seconds):
-        r = self.rng
         ctx = self.ctx
         self.sessions += 1
-        device = r.choice(['virtio-blk', 'scsi-hd'])
-        iothread = r.random() < 0.5
+        # the sessions cycle through device x iothread, from an offset the
+        # seed gives (seed 1: virtio-blk with an iothread, seed 2: scsi-hd
+        # without ...), so that a few sessions cover all four
+        device, iothread = COMBOS[(self.seed + self.sessions - 1) % len(COMBOS)]
         pol = self.policy()
         dev_props, hba_props = {}, {}
         if iothread:
@@ -368,7 +372,6 @@ class Torture:
         check_episodes(ctx, q, fails)
         for f in fails:
             self.problem('session %d: %s' % (self.sessions, f))
-        self.episodes += ctx.info.get('episodes', {}).get(q.tag, {}).get('episodes', 0)
         idx = ctx.console.count()
         ctx.tl.mark('stop-sent')
         ctx.console.send('\nE2E-STOP\n')
@@ -381,6 +384,7 @@ class Torture:
         self.close_qemu(q, quit=False)
 
     def close_qemu(self, q, quit):
+        self.episodes += len(q.qmp.named('BLOCK_IO_RETRY_END'))
         if quit:
             q.qmp.cmd('quit', check=False)
         try:
@@ -424,6 +428,8 @@ class Torture:
         fsck = subprocess.run(['e2fsck', '-fn', copy], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, universal_newlines=True)
         self.fsck_rc = fsck.returncode
+        self.fsck_out = [ln for ln in fsck.stdout.splitlines()
+                         if ln.strip() and not ln.startswith(('Pass ', 'e2fsck '))][:3]
         mnt = os.path.join(work, 'mnt')
         os.makedirs(mnt)
         acklist = os.path.join(work, 'acks.txt')
@@ -447,11 +453,12 @@ class Torture:
         ops = ', '.join('%s=%s' % (k, ('%.1f' % v2) if isinstance(v2, float) else v2)
                         for k, v2 in sorted(self.counts.items()))
         return ('seed=%d sessions=%d QEMUs=%d acknowledged=%d verified=%s lost=%s corrupt=%s '
-                'episodes=%d crashes=%d sanitizer_reports=%d host_fsck_rc=%s; %s' % (
+                'episodes=%d crashes=%d sanitizer_reports=%d host_fsck_rc=%s%s; %s' % (
                     self.seed, self.sessions, self.n_qemu, len(self.acks), v.get('ok'),
                     v.get('missing'), v.get('bad'), self.episodes, self.counts.get('crashes', 0),
                     self.counts.get('sanitizer-reports', 0), getattr(self, 'fsck_rc', None),
-                    ops))
+                    ' (%s)' % ' / '.join(self.fsck_out) if getattr(self, 'fsck_out', None)
+                    and self.fsck_rc else '', ops))
 
 
 def torture(args, env, seeds, duration):
