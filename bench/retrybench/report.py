@@ -1,0 +1,194 @@
+"""Results as text (make bench), as the README's table, and as PNG plots
+(python3-matplotlib)."""
+
+import os
+import statistics
+
+RETRY = 'patched, werror/rerror=retry'
+
+
+def _med(xs):
+    return statistics.median(xs) if xs else float('nan')
+
+
+def rows(results):
+    """[(benchmark, measured, goal)]"""
+    out = []
+    fp = results.get('fastpath', {}).get('result')
+    if fp:
+        for key in sorted(fp):
+            v = fp[key]
+            if 'upstream' not in v or RETRY not in v:
+                continue
+            up, pa = v['upstream'], v[RETRY]
+            n = len(up['total'])
+            tot = _med(pa['total']) / _med(up['total'])
+            dev = _med(pa['device']) / _med(up['device'])
+            kind, op = key.split('/')
+            out.append(('fast path, %s %s: instructions per request, patched retry / upstream'
+                        % ('virtio-blk' if kind == 'blk' else 'virtio-scsi', op),
+                        'whole process %.0f / %.0f = **%.4f**; device path (submit + '
+                        'complete) %.0f / %.0f = **%.4f**%s' % (
+                            _med(pa['total']), _med(up['total']), tot, _med(pa['device']),
+                            _med(up['device']), dev,
+                            ' (median of %d)' % n if n > 1 else ''),
+                        'at most 1.005'))
+    rc = results.get('recovery', {}).get('result')
+    if rc:
+        for kind in ('fuse', 'nbd'):
+            for point, o in (rc.get(kind) or {}).items():
+                if point == 'episodes':
+                    continue
+                s = o['latency_ms']
+                what = ('block-retry-resubmit at once (interval 1000)' if point == 'resubmit'
+                        else 'retry-interval %s' % point)
+                goal = ('p99 at most 10 ms' if point == 'resubmit'
+                        else 'p99 at most %d ms' % (int(point) + 50))
+                m = 'p50 %.0f, **p99 %.0f**, max %.0f ms (%d requests, %d outages)' % (
+                    s['p50'], s['p99'], s['max'], s['n'], o['outages'])
+                if kind == 'nbd':
+                    m += ('; of which the NBD client\'s reconnect lag p50 %.0f, max %.0f ms; '
+                          'after its reconnection p99 %.0f ms' % (
+                              o['nbd_lag_ms']['p50'], o['nbd_lag_ms']['max'],
+                              o['after_connect_ms']['p99']))
+                out.append(('recovery latency, %s, %s' % (
+                    'loop/FUSE' if kind == 'fuse' else 'NBD (unix socket)', what), m, goal))
+    to = results.get('timeout', {}).get('result')
+    if to:
+        for tmo in sorted((k for k in to if k.isdigit()), key=int):
+            o = to[tmo]
+            s = o['stats']
+            out.append(('timeout precision, retry-timeout %d s, interval %d ms: error '
+                        'delivered - first failure' % (int(tmo) // 1000, to['interval']),
+                        'min %.0f, p50 %.0f, max %.0f ms; %d of %d in bound' % (
+                            s['min'], s['p50'], s['max'], o['in_bound'], s['n']),
+                        'within [%d, %d] ms' % (int(tmo), int(tmo) + to['interval'] + 50)))
+    hu = results.get('hung', {}).get('result')
+    if hu:
+        idle = hu.get('patched idle')
+        for name, w in hu.items():
+            c = w['cpu_pct']
+            m = 'QEMU %.2f %% of a core (main loop %.2f %%, vCPU %.2f %%)' % (
+                c['total'], c['main'], c['vcpu'])
+            goal = ''
+            if name.startswith('interval'):
+                if idle:
+                    m += '; over the idle guest: %+.2f %%' % (c['total'] - idle['cpu_pct']['total'])
+                m += '; QMP max %.0f ms, guest heartbeat gap max %.0f ms' % (
+                    w['qmp_ms']['max'], w['hb_gap_ms']['max'])
+                if name == 'interval 1000':
+                    goal = 'under 1 % of a core'
+                elif name == 'interval 0':
+                    goal = 'QMP under 100 ms, vCPU keeps running'
+                what = 'CPU while hung: %d requests parked on 8 disks, retry-%s ms' % (
+                    w.get('parked', 1024), name.replace(' ', '='))
+            else:
+                what = 'CPU, %s (nothing parked, guest paused): the floor' % name
+            out.append((what, m, goal))
+    sc = results.get('scale', {}).get('result')
+    if sc and 'fit' in sc:
+        f = sc['fit']
+        for v in ('patched', 'upstream'):
+            k = f.get('requests/%s' % v)
+            if not k:
+                continue
+            what = ('scale, %s: per attempt vs parked requests (1 disk)' % (
+                'patched retry attempt' if v == 'patched' else 'upstream stop + cont'))
+            m = ('instructions %.0f + %.1f x N (R^2 %.5f); allocator calls %.0f + %.3f x N; '
+                 'heap %.0f + %.0f B x N' % (
+                     k['ir_per_attempt']['a'], k['ir_per_attempt']['b'],
+                     k['ir_per_attempt']['r2'], k['allocs_per_attempt']['a'],
+                     k['allocs_per_attempt']['b'], k['heap']['a'], k['heap']['b']))
+            out.append((what, m, 'linear; no allocation per request per attempt'
+                        if v == 'patched' else ''))
+            kd = f.get('disks/%s' % v)
+            if kd:
+                out.append(('scale, %s: per attempt vs disks (1024 requests in all)' % v,
+                            'instructions %.0f + %.0f x disks (R^2 %.5f)' % (
+                                kd['ir_per_attempt']['a'], kd['ir_per_attempt']['b'],
+                                kd['ir_per_attempt']['r2']), 'linear'))
+    return out
+
+
+def readme_table(results):
+    lines = ['| benchmark | measured | goal |', '| --- | --- | --- |']
+    for what, m, goal in rows(results):
+        lines.append('| %s | %s | %s |' % (what, m, goal))
+    cmds = sorted({'`%s` (%s)' % (v.get('command', '?'), v.get('date', '?'))
+                   for v in results.values() if isinstance(v, dict)})
+    return '\n'.join(lines) + '\n\nProduced by ' + ', '.join(cmds) + '.'
+
+
+def summary(results):
+    out = ['Benchmark results (reported, not asserted):']
+    for what, m, goal in rows(results):
+        out.append('  %s: %s%s' % (what, m.replace('**', ''),
+                                   ' [goal: %s]' % goal if goal else ''))
+    return '\n'.join(out)
+
+
+def plots(results, outdir):
+    """recovery latency vs interval; CPU (and instructions) per attempt vs
+    parked requests.  Returns the files written."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print('python3-matplotlib missing: no plots')
+        return []
+    written = []
+    rc = results.get('recovery', {}).get('result')
+    if rc:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        pts = [p for p in ('100', '1000', '5000') if p in (rc.get('fuse') or {})]
+        xs = [int(p) for p in pts]
+        for kind, mk in (('fuse', 'o'), ('nbd', 's')):
+            d = rc.get(kind) or {}
+            if not all(p in d for p in pts):
+                continue
+            for q, ls in (('p50', ':'), ('p99', '-'), ('max', '--')):
+                ax.plot(xs, [d[p]['latency_ms'][q] for p in pts], ls, marker=mk,
+                        label='%s %s' % ('loop/FUSE' if kind == 'fuse' else 'NBD', q))
+            if 'resubmit' in d:
+                ax.plot([xs[0] * 0.7], [max(d['resubmit']['latency_ms']['p99'], 0.1)], mk,
+                        color='black', label='%s, block-retry-resubmit p99' % kind)
+        ax.plot(xs, [x + 50 for x in xs], color='grey', lw=0.8, label='goal: interval + 50 ms')
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_xlabel('retry-interval (ms)')
+        ax.set_ylabel('storage back -> request completed (ms)')
+        ax.set_title('Recovery latency (20 outages x 16 parked requests per point)')
+        ax.legend(fontsize=7)
+        ax.grid(True, which='both', alpha=0.3)
+        p = os.path.join(outdir, 'recovery-latency.png')
+        fig.tight_layout()
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        written.append(p)
+    sc = results.get('scale', {}).get('result')
+    if sc and sc.get('requests'):
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+        for v, mk in (('patched', 'o'), ('upstream', 's')):
+            pts = sorted((r for r in sc['requests'] if r['variant'] == v),
+                         key=lambda r: r['requests'])
+            xs = [r['requests'] for r in pts]
+            lab = 'patched: retry attempt' if v == 'patched' else 'upstream: stop + cont'
+            a1.plot(xs, [r['ir_per_attempt'] for r in pts], marker=mk, label=lab)
+            a2.plot(xs, [max(r['cpu_per_attempt_us'], 0.1) for r in pts], marker=mk,
+                    label=lab)
+        for a in (a1, a2):
+            a.set_xscale('log')
+            a.set_yscale('log')
+            a.set_xlabel('parked requests (1 disk)')
+            a.grid(True, which='both', alpha=0.3)
+            a.legend(fontsize=8)
+        a1.set_ylabel('instructions per attempt (callgrind)')
+        a2.set_ylabel('main thread CPU per attempt (us)')
+        fig.suptitle('CPU vs parked requests (qtest, failing blkdebug storage)')
+        fig.tight_layout()
+        p = os.path.join(outdir, 'cpu-vs-parked.png')
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        written.append(p)
+    return written

@@ -1,0 +1,306 @@
+"""5. Scale: parked requests 1..4096 and disks 1..64, CPU per attempt and
+memory, patched QEMU (werror=retry) side by side with upstream QEMU
+(werror=stop, which parks failed requests in the same place).
+
+QEMU runs under qtest (virtual clock), so an attempt happens exactly when
+this driver moves the clock (clock_step by the interval), and the CPU it
+costs is the main thread's CPU time (all the work: no iothread, the
+storage is raw over blkdebug over null-co, failing every read and write
+with EIO, completing in the main loop).  Upstream's counterpart of an
+attempt is 'cont' after the I/O error stopped the VM: it resubmits every
+parked request, which fail and stop the VM again.
+
+Per point:
+  1. the requests are written into the virtqueues (indirect descriptors,
+     queue-size 1024, up to 4 queues per disk), memory measured;
+  2. overhead: K rounds of what an attempt round costs the driver with
+     nothing parked (clock_step + query-block polls; upstream: stop, cont,
+     query-status polls), main thread CPU;
+  3. all queues kicked: every request fails once and is parked; memory
+     measured again (-> bytes per parked request);
+  4. K attempts (patched: clock_step(interval), then poll query-block
+     until every disk counted one more attempt and has every request
+     parked again; upstream: cont, then poll until stopped again); CPU per
+     attempt = (CPU of the K rounds - overhead) / K; memory again (->
+     growth per attempt, which must be zero).
+"""
+
+import math
+import tempfile
+import time
+
+from .qtestvirtio import PATCHED, UPSTREAM, Dev, Machine, device_args, prepare_indirect
+
+QSIZE = 1024
+TABLES = 0x6000000
+INTERVAL_MS = 1000
+
+
+def disk_args(i, variant, nqueues):
+    a = ['-blockdev', 'null-co,node-name=n%d,size=%d' % (i, 1 << 30),
+         '-blockdev', 'blkdebug,node-name=b%d,image=n%d,'
+         'inject-error.0.event=read_aio,inject-error.0.errno=5,'
+         'inject-error.1.event=write_aio,inject-error.1.errno=5' % (i, i),
+         '-blockdev', 'raw,node-name=d%d,file=b%d' % (i, i)]
+    if variant == 'patched':
+        pol = ',werror=retry,rerror=retry,retry-interval=%d' % INTERVAL_MS
+    else:
+        pol = ',werror=stop,rerror=stop'
+    extra = ',queue-size=%d,num-queues=%d%s' % (QSIZE, nqueues, pol)
+    return a + device_args('blk', i, 4 + i // 8, i % 8, 'd%d' % i, extra,
+                           multifunction=True)
+
+
+def split(n, parts):
+    return [n // parts + (1 if k < n % parts else 0) for k in range(parts)]
+
+
+def retry_state(m):
+    out = []
+    for b in m.qmp('query-block'):
+        r = b.get('retry')
+        if r is not None:
+            out.append((r.get('attempts', 0), r.get('requests', 0)))
+    return out
+
+
+def wait_parked(m, want_per_disk, attempts_before=None, timeout=120):
+    """patched: every disk has its requests parked (after one more attempt
+    than attempts_before)"""
+    dl = time.monotonic() + timeout
+    while True:
+        st = retry_state(m)
+        ok = all(req == w for (_, req), w in zip(st, want_per_disk))
+        if ok and attempts_before is not None:
+            ok = all(a > b for (a, _), b in zip(st, attempts_before))
+        if ok:
+            return st
+        if time.monotonic() > dl:
+            raise RuntimeError('requests not parked: %s, want %s' % (st, want_per_disk))
+
+
+def wait_status(m, want, timeout=120):
+    dl = time.monotonic() + timeout
+    while m.qmp('query-status')['status'] != want:
+        if time.monotonic() > dl:
+            raise RuntimeError('status never became %s' % want)
+
+
+def settle(m, rounds=5):
+    for _ in range(rounds):
+        m.qmp('query-status')
+
+
+def heap_bytes(m, work):
+    """live heap bytes (massif: requested + allocator overhead) now, from a
+    snapshot asked through vgdb"""
+    import os
+    import subprocess
+    path = os.path.join(work, 'snapshot')
+    subprocess.run(['vgdb', '--pid=%d' % m.pid, 'snapshot', path], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    v = {}
+    with open(path) as f:
+        for line in f:
+            k, _, val = line.strip().partition('=')
+            if k in ('mem_heap_B', 'mem_heap_extra_B'):
+                v[k] = int(val)
+    os.unlink(path)
+    return v['mem_heap_B'], v['mem_heap_extra_B']
+
+
+def one_point(variant, ndisks, nreq, k_attempts, nqueues=None, callgrind=None,
+              massif=False):
+    """native: CPU time; callgrind=path: under callgrind; massif: under
+    massif, heap snapshots before the kick, once parked, after the attempts"""
+    binary = PATCHED if variant == 'patched' else UPSTREAM
+    wrapper = []
+    if callgrind:
+        wrapper = ['valgrind', '--tool=callgrind', '--callgrind-out-file=' + callgrind,
+                   '--dump-instr=no', '--collect-jumps=no']
+    elif massif:
+        wrapper = ['valgrind', '--tool=massif', '--massif-out-file=/dev/null']
+    per_disk = split(nreq, ndisks)
+    nq = nqueues or max(1, math.ceil(max(per_disk) / QSIZE))
+    args = []
+    for i in range(ndisks):
+        args += disk_args(i, variant, nq)
+    work = tempfile.mkdtemp(prefix='bench-scale-')
+    m = Machine(binary, args, workdir=work, wrapper=wrapper)
+    try:
+        queues = []
+        tbl = TABLES
+        for i in range(ndisks):
+            d = Dev(m, 'blk', i, 4 + i // 8, i % 8)
+            qs = d.setup(nqueues=nq, indirect=True)
+            for q, n in zip(qs, split(per_disk[i], nq)):
+                if n:
+                    tbl = prepare_indirect(q, n, 'write', tbl)
+                    queues.append((q, n))
+        settle(m)
+        m.qmp('stop')
+        m.qmp('cont')
+        settle(m)
+        # 2. overhead of a round with nothing parked
+        c0 = m.main_thread_cpu()
+        for _ in range(k_attempts):
+            if variant == 'patched':
+                m.clock_step(INTERVAL_MS * 1000000)
+                retry_state(m)
+                retry_state(m)
+            else:
+                m.qmp('stop')
+                m.qmp('cont')
+                m.qmp('query-status')
+                m.qmp('query-status')
+        overhead = m.main_thread_cpu() - c0
+        settle(m)
+        mem0 = heap_bytes(m, work) if massif else m.memory_kb()
+        # 3. park them all
+        for q, n in queues:
+            q.kick(n)
+        if variant == 'patched':
+            st = wait_parked(m, per_disk)
+        else:
+            wait_status(m, 'io-error')
+            settle(m, 20)
+        mem1 = heap_bytes(m, work) if massif else m.memory_kb()
+        # 4. attempts
+        c0 = m.main_thread_cpu()
+        for _ in range(k_attempts):
+            if variant == 'patched':
+                before = [a for a, _ in st]
+                m.clock_step(INTERVAL_MS * 1000000)
+                st = wait_parked(m, per_disk, before)
+            else:
+                m.qmp('cont')
+                wait_status(m, 'io-error')
+                m.qmp('query-status')
+        cpu = m.main_thread_cpu() - c0
+        settle(m)
+        mem2 = heap_bytes(m, work) if massif else m.memory_kb()
+        for q, n in queues:
+            if q.used_idx() != 0:
+                raise RuntimeError('a request completed: the storage should fail them all')
+    finally:
+        m.shutdown(timeout=600)
+    if massif:
+        return {'heap_per_req_b': (mem1[0] - mem0[0]) / nreq,
+                'heap_extra_per_req_b': (mem1[1] - mem0[1]) / nreq,
+                'heap_growth_per_attempt_b': (mem2[0] - mem1[0]) / k_attempts}
+    return {
+        'variant': variant, 'disks': ndisks, 'requests': nreq, 'attempts': k_attempts,
+        'cpu_per_attempt_us': max(cpu - overhead, 0.0) / k_attempts * 1e6,
+        'cpu_raw_us': cpu / k_attempts * 1e6, 'overhead_us': overhead / k_attempts * 1e6,
+    }
+
+
+def fit(xs, ys):
+    """least squares y = a + b x: (a, b, r2)"""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    b = sxy / sxx if sxx else 0.0
+    a = my - b * mx
+    ss = sum((y - my) ** 2 for y in ys)
+    res = sum((y - a - b * x) ** 2 for x, y in zip(xs, ys))
+    return a, b, (1 - res / ss) if ss else 1.0
+
+
+def measure(requests=(1, 4, 16, 64, 256, 1024, 4096), disks=(1, 2, 4, 8, 16, 32, 64),
+            disk_total=1024, k_attempts=20, log=print):
+    """both sweeps, both variants: native run (CPU time, memory) and two
+    callgrind runs (instructions and allocator calls per attempt)"""
+    out = {'requests': [], 'disks': []}
+    sweeps = [('requests', [(1, n, 4) for n in requests]),
+              ('disks', [(d, disk_total, None) for d in disks])]
+    for key, points in sweeps:
+        for ndisks, nreq, nq in points:
+            for v in ('upstream', 'patched'):
+                r = one_point(v, ndisks, nreq, k_attempts, nqueues=nq)
+                r.update(instructions_point(v, ndisks, nreq, nqueues=nq))
+                r.update(one_point(v, ndisks, nreq, 3, nqueues=nq, massif=True))
+                out[key].append(r)
+                log('  scale %-8s %2d disk(s) %5d parked: %10.0f Ir/attempt (%6.1f per request), '
+                    '%7.1f allocator calls/attempt; CPU %8.1f us/attempt (raw %.1f - overhead '
+                    '%.1f); heap %6.1f B (+%.1f B allocator overhead) per parked request, heap '
+                    'growth %+.0f B/attempt' % (
+                        v, ndisks, nreq, r['ir_per_attempt'], r['ir_per_attempt'] / nreq,
+                        r['allocs_per_attempt'], r['cpu_per_attempt_us'], r['cpu_raw_us'],
+                        r['overhead_us'], r['heap_per_req_b'], r['heap_extra_per_req_b'],
+                        r['heap_growth_per_attempt_b']))
+        for v in ('upstream', 'patched'):
+            pts = [r for r in out[key] if r['variant'] == v]
+            if len(pts) < 2:
+                continue
+            xs = [p[key] for p in pts]
+            f = out.setdefault('fit', {})['%s/%s' % (key, v)] = {}
+            for metric in ('ir_per_attempt', 'allocs_per_attempt', 'cpu_per_attempt_us'):
+                a, b, r2 = fit(xs, [p[metric] for p in pts])
+                f[metric] = {'a': a, 'b': b, 'r2': r2}
+                log('  scale fit %-8s %s vs %s: %.1f + %.3f x %s (R^2 %.5f)' % (
+                    v, metric, key, a, b, key, r2))
+            if key == 'requests':
+                a, b, r2 = fit(xs, [p['heap_per_req_b'] * p['requests'] for p in pts])
+                f['heap'] = {'a': a, 'b': b, 'r2': r2}
+                log('  scale fit %-8s heap vs parked requests: %.0f B + %.1f B x requests '
+                    '(R^2 %.6f)' % (v, a, b, r2))
+    return out
+
+
+# The attempt's own path, for instructions under callgrind: the retry
+# timer (patched) or the restart after 'cont' (upstream), which resubmit
+# every parked request, and the completion bottom halves of the
+# resubmitted requests, which fail and park them again.
+ATTEMPT_FUNCS = ('blk_retry_timer_cb', 'virtio_blk_dma_restart_cb',
+                 'virtio_blk_dma_restart_bh', 'blk_aio_complete_bh')
+ALLOC_FUNCS = ('malloc', 'calloc', 'realloc', 'memalign', 'posix_memalign',
+               'aligned_alloc')
+
+
+def callgrind_counts(path):
+    """(inclusive Ir of ATTEMPT_FUNCS, calls to the allocator) from a
+    callgrind profile"""
+    from .fastpath import parse_callgrind
+    _, incl = parse_callgrind(path)
+    ir = sum(incl.get(f, 0) for f in ATTEMPT_FUNCS)
+    names = {}
+    allocs = 0
+    callee = None
+    with open(path) as f:
+        for line in f:
+            if line.startswith(('fn=', 'cfn=')):
+                key, _, rest = line.partition('=')
+                rest = rest.strip()
+                if rest.startswith('('):
+                    i = rest.index(')')
+                    fid, name = rest[1:i], rest[i + 1:].strip()
+                    if name:
+                        names[fid] = name
+                    name = names.get(fid, '')
+                else:
+                    name = rest
+                callee = name if key == 'cfn' else None
+            elif line.startswith('calls=') and callee in ALLOC_FUNCS:
+                allocs += int(line[6:].split()[0])
+    return ir, allocs
+
+
+def instructions_point(variant, ndisks, nreq, k1=1, k2=3, nqueues=None):
+    """instructions and allocator calls per attempt, from two callgrind runs
+    (k1 and k2 attempts) whose difference cancels start-up and parking"""
+    import os
+    import shutil
+    work = tempfile.mkdtemp(prefix='bench-scale-cg-')
+    try:
+        got = []
+        for k in (k1, k2):
+            out = os.path.join(work, 'cg.%d' % k)
+            one_point(variant, ndisks, nreq, k, nqueues, callgrind=out)
+            got.append(callgrind_counts(out))
+        n = k2 - k1
+        return {'ir_per_attempt': (got[1][0] - got[0][0]) / n,
+                'allocs_per_attempt': (got[1][1] - got[0][1]) / n}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

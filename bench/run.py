@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""Benchmarks of the werror/rerror=retry series against upstream QEMU built
+from the same source with the same flags (bench/retrybench/__init__.py
+lists the modules; the README's "Benchmarks" section shows the results).
+
+  fastpath  instructions per request without errors (callgrind): virtio-blk
+            and virtio-scsi, reads and writes; whole process and the
+            device's own path
+  scale     parked requests 1..4096 and disks 1..64: CPU and instructions
+            per attempt, allocator calls, heap per parked request (qtest)
+  recovery  latency from "storage is back" to each parked request's
+            completion, loop/FUSE and NBD, interval 100/1000/5000 and
+            block-retry-resubmit (TCG guest)
+  timeout   error delivered - first failure, retry-timeout 1 s and 10 s
+  hung      QEMU CPU with 1024 requests parked on 8 disks, interval
+            1000/100/0; QMP round trip and guest heartbeat meanwhile
+
+usage: bench/run.py [--quick | --full] [--only ITEM,...] [--plots]
+  --quick   (make bench, CI) small counts, prints the results, no thresholds
+  --full    (make bench-full) the README's figures; writes bench/*.png
+Results (JSON) go to build/bench-results/<mode>.json; --readme prints the
+README table from such a file.  Needs root (loop devices, FUSE) for the
+guest items, valgrind for fastpath and scale, python3-matplotlib for plots.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+TOP = os.path.dirname(HERE)
+RESULTS = os.path.join(TOP, 'build', 'bench-results')
+
+ITEMS = ('fastpath', 'scale', 'recovery', 'timeout', 'hung')
+
+MODES = {
+    'quick': {
+        'fastpath': dict(n1=256, n2=1024, reps=1, kinds=('blk', 'scsi'), ops=('read', 'write'),
+                         names=('upstream', 'patched, werror/rerror=retry')),
+        'scale': dict(requests=(1, 1024), disks=(1, 8), disk_total=1024, k_attempts=5),
+        'recovery': dict(kinds=('fuse', 'nbd'), points=(100, 'resubmit'), outages=3),
+        'timeout': dict(timeouts=(1000,), samples=3),
+        'hung': dict(intervals=(1000, 0), seconds=8, baseline=False),
+    },
+    'full': {
+        'fastpath': dict(n1=512, n2=3072, reps=3),
+        'scale': dict(requests=(1, 4, 16, 64, 256, 1024, 4096),
+                      disks=(1, 2, 4, 8, 16, 32, 64), disk_total=1024, k_attempts=20),
+        'recovery': dict(kinds=('fuse', 'nbd'), points=(100, 1000, 5000, 'resubmit'),
+                         outages=20),
+        'timeout': dict(timeouts=(1000, 10000), samples=20),
+        'hung': dict(intervals=(1000, 100, 0), seconds=60, baseline=True),
+    },
+}
+
+
+def run_item(item, params, log):
+    if item == 'fastpath':
+        from retrybench import fastpath
+        r = fastpath.measure(log=log, **params)
+        return {'%s/%s' % k: v for k, v in r.items()}
+    if item == 'scale':
+        from retrybench import scale
+        return scale.measure(log=log, **params)
+    if item == 'recovery':
+        from retrybench import recovery
+        return recovery.measure(log=log, **params)
+    if item == 'timeout':
+        from retrybench import timeout
+        return timeout.measure(log=log, **params)
+    if item == 'hung':
+        from retrybench import hung
+        return hung.measure(log=log, **params)
+    raise SystemExit('unknown item %s' % item)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument('--quick', action='store_true')
+    g.add_argument('--full', action='store_true')
+    ap.add_argument('--only', default=','.join(ITEMS),
+                    help='comma separated, of: %s' % ', '.join(ITEMS))
+    ap.add_argument('--plots', action='store_true', help='write bench/*.png (default: '
+                    'with --full)')
+    ap.add_argument('--readme', metavar='JSON', help='print the README table of a results '
+                    'file and exit')
+    a = ap.parse_args()
+    from retrybench import report
+    if a.readme:
+        with open(a.readme) as f:
+            print(report.readme_table(json.load(f)))
+        return 0
+    mode = 'full' if a.full else 'quick'
+    items = [i for i in a.only.split(',') if i]
+    for i in items:
+        if i not in ITEMS:
+            ap.error('unknown item %s' % i)
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, '%s.json' % mode)
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
+    cmd = 'bench/run.py --%s --only %s' % (mode, ','.join(items))
+    print('== %s (%s mode)' % (cmd, mode))
+    failed = []
+    for item in items:
+        t0 = time.monotonic()
+        print('== %s' % item, flush=True)
+        try:
+            r = run_item(item, MODES[mode][item], lambda s: print(s, flush=True))
+        except Exception as e:          # pylint: disable=broad-except
+            import traceback
+            traceback.print_exc()
+            print('== %s FAILED: %r' % (item, e), flush=True)
+            failed.append(item)
+            continue
+        results[item] = {'result': r, 'params': repr(MODES[mode][item]),
+                         'command': cmd, 'seconds': round(time.monotonic() - t0, 1),
+                         'date': time.strftime('%Y-%m-%d %H:%M')}
+        with open(path, 'w') as f:
+            json.dump(results, f, indent=1, default=str)
+        print('== %s: %.0f s' % (item, time.monotonic() - t0), flush=True)
+    print()
+    print(report.summary(results))
+    if a.full or a.plots:
+        for p in report.plots(results, HERE):
+            print('wrote %s' % os.path.relpath(p, TOP))
+    print('results: %s' % os.path.relpath(path, TOP))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
