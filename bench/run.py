@@ -38,12 +38,12 @@ ITEMS = ('fastpath', 'scale', 'recovery', 'timeout', 'hung')
 
 MODES = {
     'quick': {
-        'fastpath': dict(n1=256, n2=1024, reps=1, kinds=('blk', 'scsi'), ops=('read', 'write'),
+        'fastpath': dict(n1=128, n2=512, reps=1, kinds=('blk', 'scsi'), ops=('read', 'write'),
                          names=('upstream', 'patched, werror/rerror=retry')),
-        'scale': dict(requests=(1, 1024), disks=(1, 8), disk_total=1024, k_attempts=5),
-        'recovery': dict(kinds=('fuse', 'nbd'), points=(100, 'resubmit'), outages=3),
+        'scale': dict(requests=(1, 1024), disks=(), disk_total=1024, k_attempts=5),
+        'recovery': dict(kinds=('fuse', 'nbd'), points=(100, 'resubmit'), outages=2),
         'timeout': dict(timeouts=(1000,), samples=3),
-        'hung': dict(intervals=(1000, 0), seconds=8, baseline=False),
+        'hung': dict(intervals=(1000, 0), seconds=5, baseline=False),
     },
     'full': {
         'fastpath': dict(n1=512, n2=3072, reps=3),

@@ -21,6 +21,8 @@ PKGS=(
     dpkg-dev quilt xz-utils ca-certificates
     seabios ipxe-qemu
     busybox-static cpio kmod fuse3 libfuse3-dev
+    # the benchmarks (bench/): callgrind and massif, the plots
+    valgrind python3-matplotlib
     # libvirt 11.3 with the QEMU driver only (scripts/libvirt-build.sh)
     libxml2-dev libxml2-utils libgnutls28-dev libjson-c-dev libtirpc-dev
     libnl-3-dev libnl-route-3-dev xsltproc python3-docutils libpciaccess-dev
