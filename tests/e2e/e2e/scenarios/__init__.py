@@ -45,7 +45,9 @@ SCENARIOS = collections.OrderedDict([
                          'retry policy, outage < retry_timeout: the guest only stalls',
                          full=ALL_COMBOS + TCP_BOTH, check=ALL_COMBOS + TCP_BOTH)),
     ('long-outage', _sc(outage.sc_long_outage, True,
-                        'retry policy, outage > retry_timeout: the guest gets an error')),
+                        'retry policy, outage > retry_timeout: the guest gets an error '
+                        '(on nbd-tcp the attempts hang for reconnect-delay first)',
+                        full=ALL_COMBOS + TCP_BOTH, check=CROSSED + [('scsi-hd', 'nbd-tcp')])),
     ('migrate', _sc(migration.sc_migrate, True,
                     'migrate during the outage (bandwidth held back), restore storage, '
                     'the migration completes, the guest ends on the destination',
@@ -64,6 +66,9 @@ SCENARIOS = collections.OrderedDict([
     ('outage-90s', _sc(patterns.sc_outage_90s, True,
                        'a 90 s outage, retry_timeout=0: no guest I/O error, no SCSI task '
                        'management, hung-task warnings reported', check=FUSE_BOTH)),
+    ('interval-zero', _sc(patterns.sc_interval_zero, True,
+                          'retry-interval=0 on storage that fails at once: QMP answers '
+                          'within 100 ms, the guest\'s vCPU runs on, QEMU\'s CPU use printed')),
     ('read-heavy', _sc(patterns.sc_read_heavy, True,
                        'rerror=retry under reads with the page cache dropped: reads park, '
                        'recover, and return the right data', check=CROSSED2)),

@@ -223,3 +223,73 @@ def sc_read_heavy(ctx, device, storage):
              res.get('max_read_ms'), len(rstall), reads[0].get('operation') if reads else '-',
              acts, episode_detail(ctx)))
     return fails, d
+
+
+def cpu_seconds(pid):
+    """user + system CPU time of a process so far, s"""
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def sc_interval_zero(ctx, device, storage):
+    """retry-interval=0 on storage that fails at once: every parked request
+    is resubmitted as soon as it failed, for the whole outage.  QEMU must
+    stay responsive: QMP answers within 100 ms throughout (every 50 ms a
+    query-status, the longest round trip measured), the guest's vCPU keeps
+    running (its heartbeat, E2E-PROGRESS twice a second of guest time, keeps
+    coming), and QEMU's CPU use during the outage is printed."""
+    a = ctx.args
+    pol = retry_policy(a, 0, 0)
+    st = common_setup(ctx, device, storage)
+    q = make_qemu(ctx, ctx.env['qemu'], st, device, pol, guest_append(a))
+    boot(ctx, q)
+    warmup(ctx)
+    fails = []
+    cpu0 = cpu_seconds(q.pid)
+    t_fail = ctx.tl.mark('outage-start')
+    st.fail()
+    rtts = []
+    while time.monotonic() < t_fail + a.outage:
+        t0 = time.monotonic()
+        q.qmp.cmd('query-status', timeout=5)
+        rtts.append((time.monotonic() - t0) * 1000)
+        time.sleep(0.05)
+    t_rest = ctx.tl.mark('storage-restored')
+    cpu1 = cpu_seconds(q.pid)
+    st.restore()
+    ctx.info['resume_t'] = wait_resumed(ctx, t_rest,
+                                        time.monotonic() + 30 + st.reconnect_lag(a.outage))
+    post_run(ctx, a.post_seconds)
+    res = finish_run(ctx, q)
+    check_guest_clean(res, fails)
+    beats = [t for t, _, _, _ in ctx.console.find(r'E2E-PROGRESS ', t_fail - 1)
+             if t <= t_rest + 1]
+    gaps = [b - a_ for a_, b in zip(beats, beats[1:])]
+    max_gap = max(gaps) if gaps else None
+    cpu_pct = (cpu1 - cpu0) / (t_rest - t_fail) * 100
+    errs = block_errors(q, t_fail)
+    acts = actions(errs)
+    check(rtts and max(rtts) < 100, fails, 'QMP round trip up to %.0f ms during the outage '
+          '(%d queries)' % (max(rtts) if rtts else -1, len(rtts)))
+    check(max_gap is not None and max_gap < 1.5, fails, 'the guest\'s heartbeat stopped for '
+          '%s s during the outage' % ('%.1f' % max_gap if max_gap is not None else '-'))
+    check(acts.get('retry', 0) >= 1 and set(acts) <= {'retry'}, fails,
+          'BLOCK_IO_ERROR actions %s, expected retry' % acts)
+    check(res.get('max_stall_ms', 0) >= 0.5 * a.outage * 1000, fails,
+          'guest did not stall (max %s ms): the outage did not hit' % res.get('max_stall_ms'))
+    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    check(eps.get('failed') == 0 and eps.get('dropped') == 0 and
+          eps.get('recovered', 0) >= 1, fails, 'episodes %s: expected recovered requests '
+          'only' % eps)
+    attempts = sum(d.get('attempts', 0) for _, ev in q.qmp.named('BLOCK_IO_RETRY_END')
+                   for d in [ev['data']])
+    ctx.info['verdict'] = ('QMP answered within %.0f ms and the guest ran on while QEMU '
+                           'retried at once (%d attempts, %.0f %% of a CPU)' % (
+                               max(rtts), attempts, cpu_pct), 'interval 0 stays responsive')
+    d = ('%s qmp_rtt_ms_max=%.1f qmp_rtt_ms_median=%.1f queries=%d heartbeat_gap_max_s=%s '
+         'qemu_cpu_during_outage=%.0f%% attempts=%d qmp_io_errors=%s %s' % (
+             summary(res), max(rtts), sorted(rtts)[len(rtts) // 2], len(rtts),
+             '%.2f' % max_gap if max_gap is not None else '-', cpu_pct, attempts, acts,
+             episode_detail(ctx)))
+    return fails, d
