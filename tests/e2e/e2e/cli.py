@@ -42,6 +42,8 @@ def main(doc=None):
                     help='torture seeds, comma separated (default: one random seed)')
     ap.add_argument('--duration', type=float, default=300.0,
                     help='torture: seconds per seed')
+    ap.add_argument('--torture-disk-mb', type=int, default=1024,
+                    help='torture: the guest disk, MiB (sparse)')
     ap.add_argument('--require-retry', action='store_true',
                     help='(always on) a run that needs retry support fails when $QEMU '
                          'lacks it; there is no skip')

@@ -95,7 +95,8 @@ class Torture:
             os.environ.update(SANITIZER_ENV)
             os.environ['LSAN_OPTIONS'] = 'suppressions=' + os.path.join(
                 base.REPO, 'tests', 'asan', 'lsan.supp')
-            image = new_image(ctx, label='e2e')
+            # large enough for an hour of files (sparse: only what is written)
+            image = new_image(ctx, label='e2e', size_mb=self.args.torture_disk_mb)
             self.image = image
             self.st = make_storage(ctx, 'fuse', image)
             self.st.start()
@@ -331,7 +332,7 @@ class Torture:
         r = self.rng
         self.n_job = getattr(self, 'n_job', 0) + 1
         tgt = 'bk%d' % self.n_job
-        size = self.ctx.args.disk_mb << 20
+        size = os.path.getsize(self.image)
         q.qmp.cmd('blockdev-add', {'driver': 'null-co', 'node-name': tgt, 'size': size})
         n0 = len(q.qmp.events)
         job = 'job%d' % self.n_job
@@ -424,7 +425,7 @@ class Torture:
         ctx = self.ctx
         work = tempfile.mkdtemp(prefix='torture-verify-', dir=ctx.workdir)
         copy = os.path.join(work, 'disk.img')
-        shutil.copyfile(self.image, copy)
+        run_cmd(['cp', '--sparse=always', self.image, copy], timeout=600)
         fsck = subprocess.run(['e2fsck', '-fn', copy], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, universal_newlines=True)
         self.fsck_rc = fsck.returncode
