@@ -45,7 +45,9 @@ SANITIZER_RX = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|runtime erro
                           r'UndefinedBehaviorSanitizer|SUMMARY: \w+Sanitizer')
 
 SANITIZER_ENV = {
-    'ASAN_OPTIONS': 'detect_leaks=1:abort_on_error=1:print_summary=1',
+    # fast_unwind_on_malloc=0: whole allocation stacks (QEMU has no frame
+    # pointers), so that a leak report says where, and suppressions match
+    'ASAN_OPTIONS': 'detect_leaks=1:abort_on_error=1:print_summary=1:fast_unwind_on_malloc=0',
     'UBSAN_OPTIONS': 'halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1',
 }
 
@@ -92,9 +94,12 @@ class Torture:
         self.ctx = ctx
         t_end = time.monotonic() + self.duration
         try:
-            os.environ.update(SANITIZER_ENV)
-            os.environ['LSAN_OPTIONS'] = 'suppressions=' + os.path.join(
-                base.REPO, 'tests', 'asan', 'lsan.supp')
+            # (the caller's own settings win, e.g. fast_unwind_on_malloc=0
+            # for whole allocation stacks in a leak report)
+            for k, v in SANITIZER_ENV.items():
+                os.environ.setdefault(k, v)
+            os.environ.setdefault('LSAN_OPTIONS', 'suppressions=' + os.path.join(
+                base.REPO, 'tests', 'asan', 'lsan.supp'))
             # large enough for an hour of files (sparse: only what is written)
             image = new_image(ctx, label='e2e', size_mb=self.args.torture_disk_mb)
             self.image = image

@@ -205,7 +205,7 @@ def sc_long_outage(ctx, device, storage):
     check(stq.get('status') == 'running', fails, 'VM status %s' % stq.get('status'))
     check(qmp_ms < 2000, fails, 'QMP answered in %.0f ms' % qmp_ms)
     outage_wait(ctx, t_fail + outage)
-    t_rest = ctx.tl.mark('storage-restored')
+    ctx.tl.mark('storage-restored')
     st.restore()
     post_run(ctx, a.post_seconds + st.reconnect_lag(outage))
     res = finish_run(ctx, q)

@@ -189,7 +189,7 @@ def sc_read_heavy(ctx, device, storage):
     st.fail()
     wait_hung(ctx, q, t_fail)           # a read in flight for >= 1.5 s
     outage_wait(ctx, t_fail + a.outage)
-    t_rest = ctx.tl.mark('storage-restored')
+    ctx.tl.mark('storage-restored')
     i0 = ctx.console.count()
     st.restore()
     # reads go on: a whole pass completes after the storage came back
