@@ -260,7 +260,9 @@ def prepare_indirect(q, n, op, table_base):
     blob = bytearray()          # tables and headers: 256 bytes per request
     for i in range(n):
         slot_addr = table_base + 256 * i
-        chain, hdrs = request_chain(dev, i, slot_addr + 64, op, (i * 8) % (1 << 20))
+        # sectors 16 apart: no two requests are adjacent, so virtio-blk never
+        # merges them (each parked request is resubmitted on its own)
+        chain, hdrs = request_chain(dev, i, slot_addr + 64, op, (i * 16) % (1 << 20))
         tbl = bytearray()
         for j, (a, ln, fl) in enumerate(chain):
             last = j == len(chain) - 1

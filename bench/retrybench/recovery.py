@@ -5,7 +5,8 @@ One guest per storage kind: 16 O_DIRECT 4 KiB writers (bench-io -d 16,
 each writing again 10 ms after its previous write completed) on one
 virtio-blk disk, werror=retry,rerror=retry.  Per outage: the storage
 fails; once all 16 requests are parked (query-block) it stays down for a
-random 1.0-2.0 s more (so that t_r falls anywhere in the retry interval);
+random 1 s + [0, interval] more (so that t_r falls anywhere in the retry
+interval);
 then it comes back at t_r:
   fuse  'ok' written to failing-fuse's control file (the write returns once
         it switched; the loop device answers again at once)
@@ -48,7 +49,7 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
                 t_fail = time.time()
                 b.fail()
                 b.wait_parked(DEPTH)
-                time.sleep(rnd.uniform(1.0, 2.0))
+                time.sleep(rnd.uniform(1.0, 1.0 + interval / 1000.0))
                 n_end = len(b.qmp.named('BLOCK_IO_RETRY_END'))
                 b.restore()
                 t_r = time.time()

@@ -88,25 +88,47 @@ def rows(results):
     sc = results.get('scale', {}).get('result')
     if sc and 'fit' in sc:
         f = sc['fit']
+        k = f.get('requests/patched')
+        if k and 'ir_per_attempt' in k:
+            out.append(('scale, patched: one retry attempt vs N parked requests (1 disk, '
+                        'N = 1 .. %d)' % max(p['requests'] for p in sc['requests']),
+                        'instructions %.0f + **%.0f x N** (R^2 %.5f); allocations %.1f + %.3f x N, '
+                        'of which the block layer\'s AIOCB (qemu_aio_get, one per submission, '
+                        'as for any request) %.3f x N; main thread CPU %.0f + %.3f us x N' % (
+                            k['ir_per_attempt']['a'], k['ir_per_attempt']['b'],
+                            k['ir_per_attempt']['r2'], k['allocs_per_attempt']['a'],
+                            k['allocs_per_attempt']['b'], k['aiocb_allocs_per_attempt']['b'],
+                            k['cpu_per_attempt_us']['a'], k['cpu_per_attempt_us']['b']),
+                        'linear; no allocation per request beyond the request itself'))
         for v in ('patched', 'upstream'):
             k = f.get('requests/%s' % v)
-            if not k:
-                continue
-            what = ('scale, %s: per attempt vs parked requests (1 disk)' % (
-                'patched retry attempt' if v == 'patched' else 'upstream stop + cont'))
-            m = ('instructions %.0f + %.1f x N (R^2 %.5f); allocator calls %.0f + %.3f x N; '
-                 'heap %.0f + %.0f B x N' % (
-                     k['ir_per_attempt']['a'], k['ir_per_attempt']['b'],
-                     k['ir_per_attempt']['r2'], k['allocs_per_attempt']['a'],
-                     k['allocs_per_attempt']['b'], k['heap']['a'], k['heap']['b']))
-            out.append((what, m, 'linear; no allocation per request per attempt'
-                        if v == 'patched' else ''))
-            kd = f.get('disks/%s' % v)
-            if kd:
-                out.append(('scale, %s: per attempt vs disks (1024 requests in all)' % v,
-                            'instructions %.0f + %.0f x disks (R^2 %.5f)' % (
-                                kd['ir_per_attempt']['a'], kd['ir_per_attempt']['b'],
-                                kd['ir_per_attempt']['r2']), 'linear'))
+            if k and 'heap' in k:
+                out.append(('scale, %s: heap per parked request' % (
+                    'patched (werror=retry)' if v == 'patched' else 'upstream (werror=stop)'),
+                    '%.0f B x N + %.0f B (R^2 %.6f)%s' % (
+                        k['heap']['b'], k['heap']['a'], k['heap']['r2'],
+                        '; after the first attempts the heap grows by at most %+.0f B per '
+                        'attempt' % max(p.get('heap_growth_per_attempt_b', 0)
+                                        for p in sc['requests'] if p['variant'] == v)),
+                    'the request itself'))
+        k = f.get('requests/upstream')
+        if k:
+            out.append(('scale, upstream: stop + cont with N parked (the same resubmission, '
+                        'plus stopping the VM and one BLOCK_IO_ERROR per request)',
+                        'CPU %.0f + %.2f us x N' % (k['cpu_per_attempt_us']['a'],
+                                                    k['cpu_per_attempt_us']['b']), ''))
+        kd = f.get('disks/patched')
+        if kd and 'ir_per_attempt' in kd:
+            pts = sorted((p for p in sc['disks'] if p['variant'] == 'patched'),
+                         key=lambda p: p['disks'])
+            out.append(('scale, patched: one attempt, 1024 requests over D disks (D = %s)' %
+                        ', '.join(str(p['disks']) for p in pts),
+                        'instructions %s; fit %.0f + %.0f x D (R^2 %.4f); allocations %s' % (
+                            ', '.join('%.0f' % p['ir_per_attempt'] for p in pts),
+                            kd['ir_per_attempt']['a'], kd['ir_per_attempt']['b'],
+                            kd['ir_per_attempt']['r2'],
+                            ', '.join('%.0f' % p['allocs_per_attempt'] for p in pts)),
+                        'linear'))
     return out
 
 
@@ -143,16 +165,18 @@ def plots(results, outdir):
         fig, ax = plt.subplots(figsize=(7, 4.2))
         pts = [p for p in ('100', '1000', '5000') if p in (rc.get('fuse') or {})]
         xs = [int(p) for p in pts]
-        for kind, mk in (('fuse', 'o'), ('nbd', 's')):
+        for kind, mk, col in (('fuse', 'o', 'tab:blue'), ('nbd', 's', 'tab:red')):
             d = rc.get(kind) or {}
             if not all(p in d for p in pts):
                 continue
+            name = 'loop/FUSE' if kind == 'fuse' else 'NBD'
             for q, ls in (('p50', ':'), ('p99', '-'), ('max', '--')):
-                ax.plot(xs, [d[p]['latency_ms'][q] for p in pts], ls, marker=mk,
-                        label='%s %s' % ('loop/FUSE' if kind == 'fuse' else 'NBD', q))
+                ax.plot(xs, [d[p]['latency_ms'][q] for p in pts], ls, marker=mk, color=col,
+                        label='%s %s' % (name, q))
             if 'resubmit' in d:
-                ax.plot([xs[0] * 0.7], [max(d['resubmit']['latency_ms']['p99'], 0.1)], mk,
-                        color='black', label='%s, block-retry-resubmit p99' % kind)
+                ax.plot([1000], [max(d['resubmit']['latency_ms']['p99'], 0.1)], '*',
+                        markersize=12, color=col,
+                        label='%s, block-retry-resubmit at once: p99' % name)
         ax.plot(xs, [x + 50 for x in xs], color='grey', lw=0.8, label='goal: interval + 50 ms')
         ax.set_xscale('log')
         ax.set_yscale('log')
@@ -174,7 +198,8 @@ def plots(results, outdir):
                          key=lambda r: r['requests'])
             xs = [r['requests'] for r in pts]
             lab = 'patched: retry attempt' if v == 'patched' else 'upstream: stop + cont'
-            a1.plot(xs, [r['ir_per_attempt'] for r in pts], marker=mk, label=lab)
+            if v == 'patched':
+                a1.plot(xs, [r['ir_per_attempt'] for r in pts], marker=mk, label=lab)
             a2.plot(xs, [max(r['cpu_per_attempt_us'], 0.1) for r in pts], marker=mk,
                     label=lab)
         for a in (a1, a2):

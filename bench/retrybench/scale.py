@@ -32,6 +32,7 @@ import time
 from .qtestvirtio import PATCHED, UPSTREAM, Dev, Machine, device_args, prepare_indirect
 
 QSIZE = 1024
+WARM_ATTEMPTS = 3      # massif: heap growth measured after these
 TABLES = 0x6000000
 INTERVAL_MS = 1000
 
@@ -116,8 +117,11 @@ def one_point(variant, ndisks, nreq, k_attempts, nqueues=None, callgrind=None,
     binary = PATCHED if variant == 'patched' else UPSTREAM
     wrapper = []
     if callgrind:
+        # collect only inside the attempt's functions: QMP and qtest traffic
+        # is not counted
         wrapper = ['valgrind', '--tool=callgrind', '--callgrind-out-file=' + callgrind,
-                   '--dump-instr=no', '--collect-jumps=no']
+                   '--dump-instr=no', '--collect-jumps=no'] + [
+                       '--toggle-collect=' + f for f in ATTEMPT_FUNCS]
     elif massif:
         wrapper = ['valgrind', '--tool=massif', '--massif-out-file=/dev/null']
     per_disk = split(nreq, ndisks)
@@ -141,17 +145,16 @@ def one_point(variant, ndisks, nreq, k_attempts, nqueues=None, callgrind=None,
         m.qmp('stop')
         m.qmp('cont')
         settle(m)
-        # 2. overhead of a round with nothing parked
+        # 2. overhead of a round with nothing parked (not under valgrind)
+        rounds = 0 if (callgrind or massif) else k_attempts
         c0 = m.main_thread_cpu()
-        for _ in range(k_attempts):
+        for _ in range(rounds):
             if variant == 'patched':
                 m.clock_step(INTERVAL_MS * 1000000)
-                retry_state(m)
-                retry_state(m)
+                m.qt('readw 0x0')
             else:
                 m.qmp('stop')
                 m.qmp('cont')
-                m.qmp('query-status')
                 m.qmp('query-status')
         overhead = m.main_thread_cpu() - c0
         settle(m)
@@ -165,18 +168,34 @@ def one_point(variant, ndisks, nreq, k_attempts, nqueues=None, callgrind=None,
             wait_status(m, 'io-error')
             settle(m, 20)
         mem1 = heap_bytes(m, work) if massif else m.memory_kb()
-        # 4. attempts
+        # 4. attempts.  patched: one qtest command after each clock_step (the
+        # completion bottom halves run before the main loop reads it), so
+        # that QMP is not in the measured window; the attempts that really
+        # happened are counted afterwards (query-block)
+        before = [a for a, _ in st] if variant == 'patched' else None
         c0 = m.main_thread_cpu()
-        for _ in range(k_attempts):
+        mem_warm = None
+        for i in range(k_attempts):
+            if massif and i == WARM_ATTEMPTS:
+                # after the first attempts: what grows from here on grows
+                # with every attempt
+                if variant == 'patched':
+                    wait_parked(m, per_disk)
+                settle(m)
+                mem_warm = heap_bytes(m, work)
             if variant == 'patched':
-                before = [a for a, _ in st]
                 m.clock_step(INTERVAL_MS * 1000000)
-                st = wait_parked(m, per_disk, before)
+                m.qt('readw 0x0')
             else:
                 m.qmp('cont')
                 wait_status(m, 'io-error')
-                m.qmp('query-status')
         cpu = m.main_thread_cpu() - c0
+        done = k_attempts
+        if variant == 'patched':
+            st = wait_parked(m, per_disk)
+            done = min(a - b for (a, _), b in zip(st, before))
+            if done < 1:
+                raise RuntimeError('no attempt happened')
         settle(m)
         mem2 = heap_bytes(m, work) if massif else m.memory_kb()
         for q, n in queues:
@@ -187,11 +206,13 @@ def one_point(variant, ndisks, nreq, k_attempts, nqueues=None, callgrind=None,
     if massif:
         return {'heap_per_req_b': (mem1[0] - mem0[0]) / nreq,
                 'heap_extra_per_req_b': (mem1[1] - mem0[1]) / nreq,
-                'heap_growth_per_attempt_b': (mem2[0] - mem1[0]) / k_attempts}
+                'heap_first_attempts_b': mem_warm[0] - mem1[0],
+                'heap_growth_per_attempt_b': (mem2[0] - mem_warm[0]) /
+                (k_attempts - WARM_ATTEMPTS)}
     return {
-        'variant': variant, 'disks': ndisks, 'requests': nreq, 'attempts': k_attempts,
-        'cpu_per_attempt_us': max(cpu - overhead, 0.0) / k_attempts * 1e6,
-        'cpu_raw_us': cpu / k_attempts * 1e6, 'overhead_us': overhead / k_attempts * 1e6,
+        'variant': variant, 'disks': ndisks, 'requests': nreq, 'attempts': done,
+        'cpu_per_attempt_us': (cpu - overhead * done / k_attempts) / done * 1e6,
+        'cpu_raw_us': cpu / done * 1e6, 'overhead_us': overhead / k_attempts * 1e6,
     }
 
 
@@ -219,16 +240,25 @@ def measure(requests=(1, 4, 16, 64, 256, 1024, 4096), disks=(1, 2, 4, 8, 16, 32,
         for ndisks, nreq, nq in points:
             for v in ('upstream', 'patched'):
                 r = one_point(v, ndisks, nreq, k_attempts, nqueues=nq)
-                r.update(instructions_point(v, ndisks, nreq, nqueues=nq))
-                r.update(one_point(v, ndisks, nreq, 3, nqueues=nq, massif=True))
+                if v == 'patched':
+                    # upstream's restart after 'cont' has no such single
+                    # path (its failed completions are not under the
+                    # functions counted): CPU time and heap only
+                    r.update(instructions_point(v, ndisks, nreq, nqueues=nq))
+                r.update(one_point(v, ndisks, nreq, 13, nqueues=nq, massif=True))
                 out[key].append(r)
+                r.setdefault('ir_per_attempt', float('nan'))
+                r.setdefault('allocs_per_attempt', float('nan'))
+                r.setdefault('aiocb_allocs_per_attempt', float('nan'))
                 log('  scale %-8s %2d disk(s) %5d parked: %10.0f Ir/attempt (%6.1f per request), '
-                    '%7.1f allocator calls/attempt; CPU %8.1f us/attempt (raw %.1f - overhead '
+                    '%7.1f allocations/attempt (%.1f of them AIOCBs); CPU %8.1f us/attempt (raw %.1f - overhead '
                     '%.1f); heap %6.1f B (+%.1f B allocator overhead) per parked request, heap '
-                    'growth %+.0f B/attempt' % (
+                    'growth %+.0f B in the first %d attempts, then %+.1f B/attempt' % (
                         v, ndisks, nreq, r['ir_per_attempt'], r['ir_per_attempt'] / nreq,
-                        r['allocs_per_attempt'], r['cpu_per_attempt_us'], r['cpu_raw_us'],
+                        r['allocs_per_attempt'], r['aiocb_allocs_per_attempt'],
+                        r['cpu_per_attempt_us'], r['cpu_raw_us'],
                         r['overhead_us'], r['heap_per_req_b'], r['heap_extra_per_req_b'],
+                        r['heap_first_attempts_b'], WARM_ATTEMPTS,
                         r['heap_growth_per_attempt_b']))
         for v in ('upstream', 'patched'):
             pts = [r for r in out[key] if r['variant'] == v]
@@ -236,7 +266,10 @@ def measure(requests=(1, 4, 16, 64, 256, 1024, 4096), disks=(1, 2, 4, 8, 16, 32,
                 continue
             xs = [p[key] for p in pts]
             f = out.setdefault('fit', {})['%s/%s' % (key, v)] = {}
-            for metric in ('ir_per_attempt', 'allocs_per_attempt', 'cpu_per_attempt_us'):
+            for metric in ('ir_per_attempt', 'allocs_per_attempt', 'aiocb_allocs_per_attempt',
+                           'cpu_per_attempt_us'):
+                if any(p[metric] != p[metric] for p in pts):     # NaN: not measured
+                    continue
                 a, b, r2 = fit(xs, [p[metric] for p in pts])
                 f[metric] = {'a': a, 'b': b, 'r2': r2}
                 log('  scale fit %-8s %s vs %s: %.1f + %.3f x %s (R^2 %.5f)' % (
@@ -256,21 +289,28 @@ def measure(requests=(1, 4, 16, 64, 256, 1024, 4096), disks=(1, 2, 4, 8, 16, 32,
 ATTEMPT_FUNCS = ('blk_retry_timer_cb', 'virtio_blk_dma_restart_cb',
                  'virtio_blk_dma_restart_bh', 'blk_aio_complete_bh')
 ALLOC_FUNCS = ('malloc', 'calloc', 'realloc', 'memalign', 'posix_memalign',
-               'aligned_alloc')
+               'aligned_alloc', 'g_malloc', 'g_malloc0', 'g_malloc_n', 'g_malloc0_n',
+               'g_realloc', 'g_realloc_n', 'g_try_malloc', 'g_try_malloc0', 'g_memdup',
+               'g_memdup2', 'g_slice_alloc', 'g_slice_alloc0', 'g_strdup')
+# the block layer's request control block: every submission allocates one
+# (blk_aio_prwv -> qemu_aio_get), the guest's first one as each resubmission
+AIOCB_ALLOC = 'qemu_aio_get'
 
 
 def callgrind_counts(path):
-    """(inclusive Ir of ATTEMPT_FUNCS, calls to the allocator) from a
-    callgrind profile"""
-    from .fastpath import parse_callgrind
-    _, incl = parse_callgrind(path)
-    ir = sum(incl.get(f, 0) for f in ATTEMPT_FUNCS)
+    """(Ir inside ATTEMPT_FUNCS, allocations made from there, of which by
+    qemu_aio_get) from a callgrind profile made with --toggle-collect on
+    them.  An allocation is a call into an allocator entry point (libc or
+    glib) from code that is not itself one."""
+    ir = 0
     names = {}
-    allocs = 0
-    callee = None
+    allocs = aiocb = 0
+    caller = callee = None
     with open(path) as f:
         for line in f:
-            if line.startswith(('fn=', 'cfn=')):
+            if line.startswith(('summary:', 'totals:')):
+                ir = int(line.split()[1])
+            elif line.startswith(('fn=', 'cfn=')):
                 key, _, rest = line.partition('=')
                 rest = rest.strip()
                 if rest.startswith('('):
@@ -281,10 +321,18 @@ def callgrind_counts(path):
                     name = names.get(fid, '')
                 else:
                     name = rest
-                callee = name if key == 'cfn' else None
-            elif line.startswith('calls=') and callee in ALLOC_FUNCS:
-                allocs += int(line[6:].split()[0])
-    return ir, allocs
+                name = name.split("'")[0]           # recursion levels: f'2
+                if key == 'fn':
+                    caller, callee = name, None
+                else:
+                    callee = name
+            elif (line.startswith('calls=') and callee in ALLOC_FUNCS and
+                  caller not in ALLOC_FUNCS):
+                n = int(line[6:].split()[0])
+                allocs += n
+                if caller == AIOCB_ALLOC:
+                    aiocb += n
+    return ir, allocs, aiocb
 
 
 def instructions_point(variant, ndisks, nreq, k1=1, k2=3, nqueues=None):
@@ -297,10 +345,11 @@ def instructions_point(variant, ndisks, nreq, k1=1, k2=3, nqueues=None):
         got = []
         for k in (k1, k2):
             out = os.path.join(work, 'cg.%d' % k)
-            one_point(variant, ndisks, nreq, k, nqueues, callgrind=out)
-            got.append(callgrind_counts(out))
-        n = k2 - k1
+            r = one_point(variant, ndisks, nreq, k, nqueues, callgrind=out)
+            got.append(callgrind_counts(out) + (r['attempts'],))
+        n = got[1][3] - got[0][3]
         return {'ir_per_attempt': (got[1][0] - got[0][0]) / n,
-                'allocs_per_attempt': (got[1][1] - got[0][1]) / n}
+                'allocs_per_attempt': (got[1][1] - got[0][1]) / n,
+                'aiocb_allocs_per_attempt': (got[1][2] - got[0][2]) / n}
     finally:
         shutil.rmtree(work, ignore_errors=True)
