@@ -55,6 +55,11 @@ SCENARIOS = collections.OrderedDict([
     ('migrate-in-outage', _sc(migration.sc_migrate_in_outage, True,
                               'a migration completing during the outage fails cleanly, '
                               'the guest goes on on the source; a second one completes')),
+    ('retry-then-stop', _sc(outage.sc_retry_then_stop, True,
+                            'werror=stop with retry-timeout=10000: a short outage stays '
+                            'invisible, a 60 s one pauses the VM once after the timeout, '
+                            'cont after the storage is back resumes it',
+                            full=FUSE_BOTH, check=[('virtio-blk', 'fuse')])),
     ('rerror-report', _sc(outage.sc_rerror_report, True,
                           'rerror=report,werror=retry: reads fail fast, writes hang')),
     ('drive-policy', _sc(outage.sc_drive_policy, True,

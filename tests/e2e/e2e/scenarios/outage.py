@@ -1,12 +1,14 @@
 """One outage on one disk: the "before" pictures (default and stop
 policies, on the upstream binary and on the patched one, whose paths the
 series rewrote), the retry policy's short and long outages, rerror=report,
-and the policy given only on -drive (inherited by the device)."""
+the policy given only on -drive (inherited by the device), and retry then
+stop (werror=stop with a retry-timeout)."""
 
 import time
 
 from ..base import Fail, check, kv
-from ..guest import boot, guest_append, guest_error_times, outage_wait, post_run, warmup
+from ..guest import (boot, guest_append, guest_error_times, outage_wait, post_run,
+                     wait_resumed, warmup)
 from ..report import summary
 from .common import (actions, block_errors, check_fsck, common_setup, episode_detail,
                      finish_run, make_qemu, one_outage, retry_policy, sc_outage_common)
@@ -264,3 +266,82 @@ def sc_rerror_report(ctx, device, storage):
         summary(res), max(fast) if fast else '-', acts, episode_detail(ctx))
     return fails, d
 
+
+
+def sc_retry_then_stop(ctx, device, storage):
+    """werror=stop,rerror=stop,retry-timeout=10000: a short outage stays
+    invisible (no STOP, no guest error); a long one pauses the VM once,
+    when the retry-timeout expires, with the requests kept; a manager sends
+    'cont' once the storage is back, and the guest carries on with no error
+    and every acknowledged byte intact."""
+    a = ctx.args
+    timeout_s = 10.0
+    interval_s = a.retry_interval / 1000.0
+    long_outage = 60.0
+    pol = {'werror': 'stop', 'rerror': 'stop',
+           'retry_interval': a.retry_interval, 'retry_timeout': int(timeout_s * 1000)}
+    st = common_setup(ctx, device, storage)
+    q = make_qemu(ctx, ctx.env['qemu'], st, device, pol, guest_append(a))
+    boot(ctx, q)
+    warmup(ctx)
+    fails = []
+
+    # 1. shorter than the timeout: retried, invisible
+    t1, r1 = one_outage(ctx, q, st, a.outage)
+    acts1 = actions(block_errors(q, t1))
+    check(not q.qmp.named('STOP', t1), fails,
+          'the VM paused during a %.0f s outage (timeout %.0f s)' % (a.outage, timeout_s))
+    check(acts1 and set(acts1) == {'retry'}, fails,
+          'short outage: BLOCK_IO_ERROR actions %s, expected retry only' % acts1)
+
+    # 2. longer than the timeout: one pause, 'cont' after the storage is back
+    n0 = len(q.qmp.events)
+    t_fail = ctx.tl.mark('outage-start', 'long')
+    st.fail()
+    bound = timeout_s + interval_s + a.slack
+    try:
+        _, t_stop, _ = q.qmp.wait_event('STOP', t_fail + bound + 5, start=n0)
+        stop_after = t_stop - t_fail
+        ctx.tl.mark('vm-paused', 'after %.1f s' % stop_after)
+    except Fail:
+        stop_after = None
+    check(stop_after is not None and timeout_s - 0.25 <= stop_after <= bound, fails,
+          'the VM paused after %s s, expected within [%.1f, %.1f] s' % (
+              '%.1f' % stop_after if stop_after is not None else 'never',
+              timeout_s, bound))
+    status = q.status().get('status')
+    check(status == 'io-error', fails, 'query-status %s while paused, expected io-error'
+          % status)
+    outage_wait(ctx, t_fail + long_outage)
+    t_rest = ctx.tl.mark('storage-restored')
+    st.restore()
+    stops = q.qmp.named('STOP', t_fail)
+    check(len(stops) == 1, fails, '%d STOP events during the long outage, expected 1'
+          % len(stops))
+    q.qmp.cmd('cont')
+    ctx.tl.mark('cont-sent')
+    ctx.info['resume_t'] = wait_resumed(ctx, t_rest, time.monotonic() + 30)
+    post_run(ctx, a.post_seconds)
+    check(len(q.qmp.named('STOP', t_fail)) == 1, fails,
+          'the VM paused again after cont (%d STOP events)'
+          % len(q.qmp.named('STOP', t_fail)))
+    acts2 = actions(block_errors(q, t_fail))
+    check(acts2.get('stop', 0) >= 1 and set(acts2) <= {'retry', 'stop'}, fails,
+          'long outage: BLOCK_IO_ERROR actions %s, expected retry then stop' % acts2)
+
+    res = finish_run(ctx, q)
+    check(res.get('write_errors') == 0 and res.get('read_errors') == 0, fails,
+          'guest I/O errors')
+    check(res.get('kernel_io_errors') == 0, fails, 'kernel I/O errors in the guest')
+    check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
+          'data not verified')
+    check(res.get('fs_rw') == 1 and res.get('fs_writable') == 1, fails,
+          'filesystem not writable')
+    check_fsck(ctx, res, fails)
+    ctx.info['verdict'] = ('a %.0f s outage only stalled the guest; a %.0f s one paused the '
+                           'VM once, %.1f s in, and cont resumed it with no guest error' % (
+                               a.outage, long_outage, stop_after or -1),
+                           'retry, then stop')
+    return fails, '%s short_outage_actions=%s long_outage_actions=%s stop_after=%s %s' % (
+        summary(res), acts1, acts2,
+        '%.1fs' % stop_after if stop_after is not None else 'never', episode_detail(ctx))
