@@ -25,6 +25,7 @@ Checked, and every failure names the seed that reproduces the schedule:
 """
 
 import contextlib
+import json
 import math
 import os
 import random
@@ -83,7 +84,13 @@ class Torture:
         self.counts[what] = self.counts.get(what, 0) + n
 
     def log(self, msg):
+        """the schedule as it happens: -v, and always torture.log in the work
+        directory (with the QMP events of every QEMU, qemu-TAG-events.log)"""
         base.log('torture seed=%d: %s' % (self.seed, msg))
+        ctx = getattr(self, 'ctx', None)
+        if ctx is not None:
+            with open(os.path.join(ctx.workdir, 'torture.log'), 'a') as f:
+                f.write('%.3f %s\n' % (time.monotonic(), msg))
 
     def problem(self, msg):
         self.problems.append(msg)
@@ -120,6 +127,8 @@ class Torture:
         finally:
             with contextlib.suppress(Exception):
                 self.st.restore()
+            for q in ctx.qemus:
+                self.dump_events(q)
             ctx.close()
             for q in ctx.qemus:
                 self.scan_log(q)
@@ -190,8 +199,13 @@ class Torture:
         """the workload (re)started since boot_idx (a console line index)"""
         if self.boot_idx is None:
             return
-        self.ctx.console.wait(r'E2E-START .*dir=(\S+)', time.monotonic() + timeout,
-                              start=self.boot_idx, what='workload start')
+        try:
+            self.ctx.console.wait(r'E2E-START .*dir=(\S+)', time.monotonic() + timeout,
+                                  start=self.boot_idx, what='workload start')
+        except Fail as e:
+            st = self.q.qmp.cmd('query-status', check=False, timeout=5)
+            raise TortureFail('%s (VM status %s, %d console lines since)' % (
+                e, st, self.ctx.console.count() - self.boot_idx))
         self.boot_idx = None
 
     def invariants(self):
@@ -199,10 +213,16 @@ class Torture:
         if not q.running():
             raise TortureFail('QEMU %s died (exit %s)' % (q.tag, q.exitcode()))
         t0 = time.monotonic()
-        q.qmp.cmd('query-status', timeout=5)
+        st = q.qmp.cmd('query-status', timeout=5)
         ms = (time.monotonic() - t0) * 1000
         if ms > 5000:
             self.problem('QMP answered in %.0f ms' % ms)
+        if not st.get('running'):
+            # paused by an error policy set to stop for a moment (retry-set):
+            # the manager resumes it
+            self.count('resumed-after-' + st.get('status', '?'))
+            self.log('  VM %s: cont' % st.get('status'))
+            q.qmp.cmd('cont')
 
     def outage_len(self):
         # log-uniform 10 ms .. 20 s
@@ -214,6 +234,7 @@ class Torture:
     def op_outage(self):
         r = self.rng
         length = self.outage_len()
+        self.log('  outage %.3f s' % length)
         self.count('outage-seconds', length)
         t_f = self.ctx.tl.mark('outage-start', '%.2f' % length)
         self.st.fail()
@@ -253,6 +274,7 @@ class Torture:
                            ('read-policy', ['retry', 'retry', 'report', 'stop'])):
             if r.random() < 0.5:
                 args[k] = r.choice(choices)
+        self.log('  block-retry-set %s' % args)
         self.q.qmp.cmd('block-retry-set', args)
         if args.get('write-policy') == 'stop' or args.get('read-policy') == 'stop':
             # a stop policy pauses the VM on an error: resume it and put
@@ -328,6 +350,7 @@ class Torture:
         else:
             # failed (the storage failed at completion): the source goes on
             dst.kill()
+            self.dump_events(dst)
             self.scan_log(dst, expect_clean_exit=False)
             if src.status()['status'] != 'running':
                 src.qmp.cmd('cont')
@@ -389,7 +412,16 @@ class Torture:
                 self.sessions, res.get('bad')))
         self.close_qemu(q, quit=False)
 
+    def dump_events(self, q):
+        if getattr(q, '_dumped', False) or q.qmp is None:
+            return
+        q._dumped = True
+        with open(os.path.join(self.ctx.workdir, 'qemu-%s-events.log' % q.tag), 'w') as f:
+            for t, ev in list(q.qmp.events):
+                f.write('%.3f %s %s\n' % (t, ev['event'], json.dumps(ev.get('data', {}))))
+
     def close_qemu(self, q, quit):
+        self.dump_events(q)
         self.episodes += len(q.qmp.named('BLOCK_IO_RETRY_END'))
         if quit:
             q.qmp.cmd('quit', check=False)
