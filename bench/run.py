@@ -18,8 +18,8 @@ lists the modules; the README's "Benchmarks" section shows the results).
 usage: bench/run.py [--quick | --full] [--only ITEM,...] [--plots]
   --quick   (make bench, CI) small counts, prints the results, no thresholds
   --full    (make bench-full) the README's figures; writes bench/*.png
-Results (JSON) go to build/bench-results/<mode>.json; --readme prints the
-README table from such a file.  Needs root (loop devices, FUSE) for the
+Results (JSON) go to build/bench-results/<mode>.json; --readme JSON prints
+the README table from such a file (with --plots: and writes the plots).  Needs root (loop devices, FUSE) for the
 guest items, valgrind for fastpath and scale, python3-matplotlib for plots.
 """
 
@@ -93,7 +93,11 @@ def main():
     from retrybench import report
     if a.readme:
         with open(a.readme) as f:
-            print(report.readme_table(json.load(f)))
+            res = json.load(f)
+        print(report.readme_table(res))
+        if a.plots:
+            for p in report.plots(res, HERE):
+                print('wrote %s' % os.path.relpath(p, TOP))
         return 0
     mode = 'full' if a.full else 'quick'
     items = [i for i in a.only.split(',') if i]

@@ -229,6 +229,10 @@ class BenchVM:
                 out[int(tid)] = (name, ns / 1e9)
         return out
 
+    def stop_qemu(self):
+        """end QEMU (SIGTERM: a clean exit, so the trace file is complete)"""
+        self.q.kill(grace=10.0)
+
     def close(self):
         self.ctx.close()
         import shutil

@@ -65,8 +65,9 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
                     time.sleep(0.02)
                 time.sleep(0.3)           # healthy I/O between outages
         time.sleep(0.5)
-        trace = parse_trace(b.trace)
         ends = [ev for _, ev in b.qmp.named('BLOCK_IO_RETRY_END')]
+        b.stop_qemu()
+        trace = parse_trace(b.trace)
     finally:
         b.close()
     return analyse(kind, marks, trace, ends, log)

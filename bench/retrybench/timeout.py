@@ -54,8 +54,9 @@ def measure(timeouts=(1000, 10000), samples=20, log=print):
                     time.sleep(0.05)
                 marks.append((tmo, t_fail))
         time.sleep(0.3)
-        trace = parse_trace(b.trace)
         guest_errors = len(b.ctx.console.find(r'BIO-ERR '))
+        b.stop_qemu()
+        trace = parse_trace(b.trace)
     finally:
         b.close()
     out = {}
