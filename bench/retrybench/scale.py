@@ -26,6 +26,7 @@ Per point:
 """
 
 import math
+import shutil
 import tempfile
 import time
 
@@ -203,6 +204,7 @@ def one_point(variant, ndisks, nreq, k_attempts, nqueues=None, callgrind=None,
                 raise RuntimeError('a request completed: the storage should fail them all')
     finally:
         m.shutdown(timeout=600)
+        shutil.rmtree(work, ignore_errors=True)
     if massif:
         return {'heap_per_req_b': (mem1[0] - mem0[0]) / nreq,
                 'heap_extra_per_req_b': (mem1[1] - mem0[1]) / nreq,
