@@ -115,7 +115,7 @@ demo: build build-upstream
 # Benchmarks, patched vs upstream (README, "Benchmarks"): fast path under
 # callgrind, recovery latency, timeout precision, CPU while hung, scale.
 # bench: the quick mode (what CI prints, no thresholds); bench-full: the
-# README's figures and bench/*.png (30 min)
+# README's figures and bench/*.png (31 min)
 bench: build build-upstream
 	@/usr/bin/python3 bench/run.py --quick
 bench-full: build build-upstream

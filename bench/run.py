@@ -52,7 +52,7 @@ MODES = {
         'recovery': dict(kinds=('fuse', 'nbd'), points=(100, 1000, 5000, 'resubmit'),
                          outages=20),
         'timeout': dict(timeouts=(1000, 10000), samples=20),
-        'hung': dict(intervals=(1000, 100, 0), seconds=60, baseline=True),
+        'hung': dict(intervals=(1000, 100, 0), seconds=60, baseline=True, nbd_intervals=(0,)),
     },
 }
 

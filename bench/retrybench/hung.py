@@ -51,6 +51,8 @@ def window(b, seconds):
     hb = [t for t, _ in b.heartbeats(t0)]
     gaps = [(y - x) * 1000 for x, y in zip(hb, hb[1:])]
     return {'cpu_pct': cpu, 'qmp_ms': stats(rtts), 'hb_gap_ms': stats(gaps),
+            'hb_long_gaps': [(round(x - t0, 1), round(g)) for x, g in zip(hb, gaps)
+                             if g >= 500],
             'seconds': el}
 
 
@@ -62,7 +64,10 @@ def fmt(name, w):
                 w['qmp_ms']['max'], w['hb_gap_ms']['max']))
 
 
-def measure(intervals=(1000, 100, 0), seconds=60, kind='fuse', baseline=True, log=print):
+def measure(intervals=(1000, 100, 0), seconds=60, kind='fuse', baseline=True, log=print,
+            nbd_intervals=()):
+    """nbd_intervals: the same on 8 NBD disks (qemu-storage-daemon killed:
+    every attempt fails at once in QEMU's NBD client)"""
     out = {}
     args = ['-w', '-d', str(DEPTH), '-p', '10']
     pol = {'werror': 'retry', 'rerror': 'retry', 'retry_interval': 1000}
@@ -77,6 +82,8 @@ def measure(intervals=(1000, 100, 0), seconds=60, kind='fuse', baseline=True, lo
             log(fmt('upstream, idle guest', w))
         finally:
             b.close()
+    if nbd_intervals:
+        out.update(measure(nbd_intervals, seconds, 'nbd', False, log))
     b = BenchVM('hung-' + kind, kind, DISKS, pol, args)
     try:
         b.start()
@@ -98,8 +105,11 @@ def measure(intervals=(1000, 100, 0), seconds=60, kind='fuse', baseline=True, lo
             parked = b.parked()
             w = window(b, seconds)
             w['parked'] = parked
-            out['interval %d' % iv] = w
+            out[('interval %d' if kind == 'fuse' else kind + ' interval %d') % iv] = w
             log(fmt('%s, %d parked, interval %d' % (kind, parked, iv), w))
+            if w['hb_long_gaps']:
+                log('  hung   heartbeat gaps of 500 ms or more (s into the window, ms): %s'
+                    % w['hb_long_gaps'])
             for i in range(DISKS):
                 b.restore(i)
             dl = time.monotonic() + 60

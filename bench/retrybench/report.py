@@ -66,22 +66,26 @@ def rows(results):
     hu = results.get('hung', {}).get('result')
     if hu:
         idle = hu.get('patched idle')
-        for name, w in hu.items():
+        def order(name):
+            return ('idle' not in name, name.startswith('nbd'),
+                    -int(name.split()[-1]) if 'interval' in name else 0)
+        for name, w in sorted(hu.items(), key=lambda kv: order(kv[0])):
             c = w['cpu_pct']
             m = 'QEMU %.2f %% of a core (main loop %.2f %%, vCPU %.2f %%)' % (
                 c['total'], c['main'], c['vcpu'])
             goal = ''
-            if name.startswith('interval'):
+            if 'interval' in name:
                 if idle:
                     m += '; over the idle guest: %+.2f %%' % (c['total'] - idle['cpu_pct']['total'])
                 m += '; QMP max %.0f ms, guest heartbeat gap max %.0f ms' % (
                     w['qmp_ms']['max'], w['hb_gap_ms']['max'])
                 if name == 'interval 1000':
                     goal = 'under 1 % of a core'
-                elif name == 'interval 0':
+                elif name.endswith('interval 0'):
                     goal = 'QMP under 100 ms, vCPU keeps running'
-                what = 'CPU while hung: %d requests parked on 8 disks, retry-%s ms' % (
-                    w.get('parked', 1024), name.replace(' ', '='))
+                what = 'CPU while hung: %d requests parked on 8 disks (%s), retry-%s ms' % (
+                    w.get('parked', 1024), 'NBD, the server gone' if name.startswith('nbd')
+                    else 'loop/FUSE', name.split()[-2] + '=' + name.split()[-1])
             else:
                 what = 'CPU, %s (nothing parked, guest paused): the floor' % name
             out.append((what, m, goal))
