@@ -19,7 +19,7 @@ logdir=$BUILD_ROOT/check-logs
 mkdir -p "$logdir"
 
 total_pass=0 total_fail=0 total_skip=0
-summary=()
+summary=() failed_logs=()
 
 # Count a TAP stream: ok / not ok / ok ... # SKIP
 tap_count() {
@@ -35,6 +35,7 @@ record() {
     total_pass=$((total_pass + p))
     total_fail=$((total_fail + f))
     total_skip=$((total_skip + s))
+    [ "$f" = 0 ] || failed_logs+=("$logdir/$name.log")
     summary+=("$(printf '%-10s %4d passed, %d failed, %d skipped (%ds)%s' \
                  "$name:" "$p" "$f" "$s" "$secs" "$extra")")
     echo "${summary[-1]}"
@@ -253,4 +254,10 @@ echo
 echo "Summary (logs in $logdir):"
 printf '  %s\n' "${summary[@]}"
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+if [ $total_fail != 0 ]; then
+    # What failed, in the output itself: CI keeps only what is printed
+    echo
+    echo "Failures (first 40; whole logs in $logdir):"
+    grep -E '^(FAIL |not ok )' "${failed_logs[@]}" 2>/dev/null | cut -c1-1500 | head -40
+fi
 [ $total_fail = 0 ]

@@ -99,6 +99,17 @@ class FuseStorage(Storage):
             p['node-name'] = node + '-file'
         return p
 
+    def warm_page_cache(self):
+        """Read the whole loop device through the host page cache, which a
+        QEMU with cache.direct=off shares: a guest write then lands in pages
+        that are up to date, and the first I/O to reach the failing storage
+        is the writeback of a flush.  (A write to a page that is not cached
+        needs a read first; in an outage that read fails, and the write
+        fails as an ordinary, retryable write error.)"""
+        with open(self.loop, 'rb', buffering=0) as f:
+            while f.read(1 << 20):
+                pass
+
     def fail(self):
         os.kill(self.proc.pid, signal.SIGUSR1)
 

@@ -101,6 +101,9 @@ def sc_writeback(ctx, device, storage):
           'no warning at realize naming the node and the cure (cache.direct=on / '
           'cache=none): %s' % at_realize)
     warmup(ctx)
+    # Guest writes must reach the page cache whole, so that the outage
+    # is met by a flush (see FuseStorage.warm_page_cache)
+    st.warm_page_cache()
     t_fail = ctx.tl.mark('outage-start')
     st.fail()
     bound = a.slack
