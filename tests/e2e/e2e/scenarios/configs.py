@@ -85,7 +85,7 @@ def qemu_warnings(ctx, tag='src'):
 def sc_writeback(ctx, device, storage):
     """cache.direct=off: the host page cache holds the guest's writes, and a
     failed flush there can never be healed (Linux drops the dirty pages,
-    file-posix latches the error).  Specified (interface.md): such a flush
+    file-posix latches the error).  Specified by patch 0006: such a flush
     is not parked, it fails for the guest at once; QEMU warns once naming
     the node and the cure, and werror=retry over such a node warns at
     realize."""
