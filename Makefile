@@ -49,11 +49,24 @@ build-asan: tree
 export:
 	@$(S)/export.sh
 
-check: build build-upstream build-asan build-libvirt
+# QEMU's own test programs in the patched and upstream builds, for the gate
+# (scripts/gate.py): ninja's default target in both
+.PHONY: build-gate check-gate check-gate-full
+build-gate: build build-upstream
+	@$(S)/build.sh --all
+	@$(S)/build.sh --upstream --all
+
+check: build build-upstream build-asan build-libvirt build-gate
 	@$(S)/check.sh
 
-check-workspace:
+check-workspace: tree
 	@$(S)/check.sh workspace
+# QEMU's own suites on the series, compared with upstream (quick: upstream
+# runs only what the series fails; full: both whole, migration-test --full)
+check-gate: build-gate
+	@$(S)/check.sh gate
+check-gate-full: build-gate
+	@$(S)/check.sh gate-full
 check-qtest: build
 	@$(S)/check.sh qtest
 check-iotests: build
@@ -65,8 +78,8 @@ check-e2e: build build-upstream
 
 # Everything: the suites of make check, with every e2e run instead of
 # make check's subset (tests/e2e/README.md)
-check-full: build build-upstream build-asan build-libvirt
-	@$(S)/check.sh workspace qtest iotests asan e2e-full torture libvirt
+check-full: build build-upstream build-asan build-libvirt build-gate
+	@$(S)/check.sh workspace gate-full qtest iotests asan e2e-full torture libvirt
 check-e2e-full: build build-upstream
 	@$(S)/check.sh e2e-full
 

@@ -1,7 +1,10 @@
 #!/bin/bash
 # Configure (once) and build what the tests and the demo need in a tree.
 #
-# usage: scripts/build.sh [--upstream | --asan] [extra ninja targets...]
+# usage: scripts/build.sh [--upstream | --asan] [--all | extra ninja targets...]
+#
+# --all: everything the configured tree builds (ninja's default target),
+# the test programs of QEMU's own suites included (scripts/gate.py).
 #
 # Out of tree (TREE/build), x86_64-softmmu only, linux-aio and io_uring on,
 # every optional UI/audio/network backend off, ccache shared across trees.
@@ -17,7 +20,7 @@ set -euo pipefail
 
 t=$TREE
 b=$t/build
-asan=
+asan= all=
 if [ "${1:-}" = --upstream ]; then
     t=$UPSTREAM_TREE
     b=$t/build
@@ -72,10 +75,19 @@ fi
 
 extra=()
 for x in "$@"; do
-    extra+=("$x")
+    case $x in
+    --all) all=1 ;;
+    *) extra+=("$x") ;;
+    esac
 done
-say "building ${TARGETS[*]} ${extra[*]}"
-ninja -C "$b" "${TARGETS[@]}" "${extra[@]}"
+if [ -n "$all" ]; then
+    [ -z "$asan" ] || die "--all is for the patched and upstream builds"
+    say "building everything in $b (QEMU's own test programs included)"
+    ninja -C "$b"
+else
+    say "building ${TARGETS[*]} ${extra[*]}"
+    ninja -C "$b" "${TARGETS[@]}" "${extra[@]}"
+fi
 # QEMU's own option ROMs (linuxboot_dma.bin for -kernel); they need a
 # 32-bit capable gcc (gcc-multilib), found by configure.
 if [ -f "$b/pc-bios/optionrom/Makefile" ]; then

@@ -21,6 +21,11 @@ PKGS=(
     dpkg-dev quilt xz-utils ca-certificates
     seabios ipxe-qemu
     busybox-static cpio kmod fuse3 libfuse3-dev
+    # QEMU's own suites (scripts/gate.py): test-io-channel-command needs
+    # socat.  (Not xorriso: with it, cdrom-test's am53c974 boot test hangs
+    # here until its timeout, 30 min with gate.py's multiplier, on upstream
+    # too; without it, cdrom-test registers no test.)
+    socat
     # the benchmarks (bench/): callgrind and massif, the plots
     valgrind python3-matplotlib
     # libvirt 11.3 with the QEMU driver only (scripts/libvirt-build.sh)
