@@ -256,6 +256,13 @@ def main():
                 print(f'not ok {n} - {name} # TODO fails on upstream too: '
                       f'{exp.known[key]}')
                 continue
+            if r == 'pass':
+                # The reasons are the machine's (nested KVM): elsewhere
+                # the test may pass, which is what we want
+                st['pass'] += 1
+                print(f'ok {n} - {name} (listed as failing on these '
+                      f'machines, passes here on the series)')
+                continue
             bad += 1
             st['fail'] += 1
             print(f'not ok {n} - {name}: listed as a known failure, but it '
