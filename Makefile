@@ -21,7 +21,7 @@ all: build
 	@echo
 	@echo "  build/qemu/build/qemu-system-x86_64 -accel kvm:tcg -m 1G \\"
 	@echo "    -blockdev driver=file,node-name=d0,filename=disk.img,cache.direct=on,aio=native \\"
-	@echo "    -device virtio-blk-pci,drive=d0,werror=retry,rerror=retry,retry_interval=2000,retry_timeout=10000"
+	@echo "    -device virtio-blk-pci,drive=d0,werror=retry,rerror=retry,retry-interval=2000,retry-timeout=10000"
 
 deps:
 	@$(S)/install-deps.sh
