@@ -53,7 +53,7 @@ workload=$cache/bin/e2e-workload
 # Top-level modules; modprobe --show-depends adds dependencies and soft
 # dependencies in load order (virtio_ring before virtio, crct10dif before
 # crc-t10dif ...).  Accelerated crypto variants may fail under TCG: ignored.
-MODS="crc32c_generic crct10dif_generic crc64_rocksoft_generic virtio_pci virtio_blk virtio_scsi sd_mod ext4"
+MODS="crc32c_generic crct10dif_generic crc64_rocksoft_generic virtio_pci virtio_blk virtio_scsi sd_mod ext4 button evdev"
 
 key=$( (basename "$deb"; stat -c %s "$deb"; sha256sum "$workload" "$here/guest/init.sh" "$0" "$busybox" "$e2fsck" | cut -d' ' -f1; echo "$MODS") | sha256sum | cut -c1-16)
 out=$cache/guest-$key

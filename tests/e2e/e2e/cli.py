@@ -10,7 +10,7 @@ import time
 from . import base, report
 from .runner import prepare, run_one
 from .scenarios import (ALL_SCENARIOS, ALL_STORAGES, CHECK_SUITE, CLASSIC_SUITE, DEVICES,
-                        FULL_SUITE, QUICK_SUITE, SCENARIOS)
+                        FULL_SUITE, OPS_TABLE_SUITE, QUICK_SUITE, SCENARIOS, operations)
 
 
 def main(doc=None):
@@ -32,6 +32,10 @@ def main(doc=None):
     ap.add_argument('--quick', action='store_true',
                     help='one run of every scenario, for work on the harness (%d runs)'
                          % len(QUICK_SUITE))
+    ap.add_argument('--ops-table', metavar='FILE',
+                    help='every operation in the hang, on the series and on upstream '
+                         'werror=stop (%d runs); the markdown table goes to FILE'
+                         % len(OPS_TABLE_SUITE))
     ap.add_argument('--demo', action='store_true',
                     help='short-outage (patched) next to upstream-default, with timelines')
     ap.add_argument('--list', action='store_true', help='list the runs and exit')
@@ -110,6 +114,8 @@ def main(doc=None):
             suite = CLASSIC_SUITE
         elif args.quick:
             suite = QUICK_SUITE
+        elif args.ops_table:
+            suite = OPS_TABLE_SUITE
         else:
             suite = CHECK_SUITE
         runs = [r for r in suite
@@ -147,6 +153,7 @@ def main(doc=None):
         return 1 if failed else 0
     counts = {'PASS': 0, 'FAIL': 0, 'SKIP': 0}
     times = []
+    op_results = []
     for sc, dev, sto in runs:
         try:
             st, name, detail, el = run_one(args, env, sc, dev, sto)
@@ -158,6 +165,13 @@ def main(doc=None):
             return 130
         counts[st] += 1
         times.append((st, name, el))
+        if args.ops_table and sc.startswith('op-'):
+            info = env['last_ctx'].info
+            variant = 'stop' if sc.endswith('-stop') else 'retry'
+            op_results.append(((sc[3:-5] if variant == 'stop' else sc[3:], variant, dev, sto),
+                               info.get('op_rows', []), info.get('op_probe', {}), st))
+            with open(args.ops_table, 'w') as f:
+                f.write(operations.table(op_results) + '\n')
         print(report.result_line(st, name, el, detail, env.get('last_ctx')))
         sys.stdout.flush()
     if len(times) > 1:

@@ -16,6 +16,8 @@
 #   e2e.hung=SECS        kernel.hung_task_timeout_secs (default: the kernel's)
 #   e2e.acks=1           each start writes into a new directory and prints an
 #                        E2E-ACK line per acknowledged file (torture runs)
+# The ACPI power button (system_powerdown) is a graceful shutdown: the
+# workload gets SIGTERM, which ends it as E2E-STOP does (E2E-POWERBUTTON).
 # The host stops the workload by writing "E2E-STOP" to the serial console.
 # After the workload the disks are unmounted and checked with e2fsck -fn
 # (E2E-FSCK rc=N), and the virtio interrupt counts are printed (E2E-IRQ).
@@ -83,6 +85,18 @@ find_disk() {
     echo "$d"
 }
 
+# power_button INPUTDIR PID: the first event of the ACPI power button
+# device (an input_event is 24 bytes on x86_64) sends PID SIGTERM
+power_button() {
+    for e in "$1"/event*; do
+        [ -e "$e" ] || continue
+        dd if="/dev/input/${e##*/}" bs=24 count=1 >/dev/null 2>&1 || return
+        echo "E2E-POWERBUTTON uptime=$(cut -d' ' -f1 /proc/uptime)"
+        kill -TERM "$2"
+        return
+    done
+}
+
 dev=$(find_disk "$dev") || fail_setup no_disk
 mkdir -p /mnt /mnt2
 mount -t ext4 -o "errors=remount-ro$mntopts" "$dev" /mnt || fail_setup mount
@@ -99,8 +113,15 @@ if [ -n "$dev2" ]; then
         -i "$pace" </dev/null &
     bpid=$!
 fi
+# a background job's stdin would be /dev/null: give it the console
 /bin/e2e-workload -m /mnt -d "$dev" -r "$read_ms" -t "$max" \
-    -k "${kb%,*}" -K "${kb#*,}" -n "$files" -i "$pace" -j "$jobs" $ropt $acks
+    -k "${kb%,*}" -K "${kb#*,}" -n "$files" -i "$pace" -j "$jobs" $ropt $acks \
+    </dev/console &
+wpid=$!
+for n in /sys/class/input/input*; do
+    grep -q "Power Button" "$n/name" 2>/dev/null && power_button "$n" "$wpid" &
+done
+wait "$wpid"
 echo "E2E-EXIT rc=$? uptime=$(cut -d' ' -f1 /proc/uptime)"
 if [ -n "$bpid" ]; then
     kill -TERM "$bpid"

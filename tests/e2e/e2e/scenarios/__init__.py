@@ -10,7 +10,7 @@ runs every scenario, on both devices and both main storage kinds, crossed
 
 import collections
 
-from . import configs, migration, outage, patterns
+from . import configs, migration, operations, outage, patterns
 
 Scenario = collections.namedtuple('Scenario', 'func needs_retry doc full check')
 
@@ -100,6 +100,32 @@ SCENARIOS = collections.OrderedDict([
                                   check=[('virtio-blk', 'nbd')])),
 ])
 
+# Operations during an outage (operations.py): 'op-NAME' on the series,
+# 'op-NAME-stop' the baseline (upstream, werror=stop).  make check runs the
+# series' side of those whose failure would be a defect of the series (the
+# rest, and the baseline, in check-full and the table, run.py --ops-table).
+OPS_CHECK = {
+    'queries': [('virtio-blk', 'fuse')],
+    'snapshot-commit': [('scsi-hd', 'nbd')],
+    'unplug-hung': [('virtio-blk', 'nbd'), ('scsi-hd', 'fuse')],
+    'reset': [('scsi-hd', 'fuse')],
+    'powerdown': [('virtio-blk', 'fuse')],
+    'fail-shutdown': [('scsi-hd', 'nbd')],
+    'failover': [('virtio-blk', 'nbd'), ('scsi-hd', 'fuse')],
+}
+for _i, (_name, _doc, *_rest) in enumerate(operations.OPS):
+    SCENARIOS['op-' + _name] = _sc(operations.scenario(_name, 'retry'), True,
+                                   'in the hang: ' + _doc,
+                                   check=OPS_CHECK.get(_name, []))
+    SCENARIOS['op-%s-stop' % _name] = _sc(operations.scenario(_name, 'stop'), False,
+                                          'baseline (upstream, werror=stop): ' + _doc,
+                                          full=CROSSED, check=[])
+# --ops-table: each operation on one disk/storage pair, both variants
+OPS_TABLE_SUITE = [('op-%s%s' % (n, v), d, s)
+                   for i, (n, *_) in enumerate(operations.OPS)
+                   for d, s in [CROSSED2[i % 2]]
+                   for v in ('-stop', '')]
+
 ALL_SCENARIOS = list(SCENARIOS)
 FULL_SUITE = [(n, d, s) for n, sc in SCENARIOS.items() for d, s in sc.full]
 CHECK_SUITE = [(n, d, s) for n, sc in SCENARIOS.items() for d, s in sc.check]
@@ -109,4 +135,4 @@ CLASSIC = ['upstream-default', 'upstream-stop', 'short-outage', 'long-outage', '
            'migrate-in-outage', 'rerror-report']
 CLASSIC_SUITE = [(n, d, s) for n in CLASSIC for d, s in ALL_COMBOS]
 # --quick, for work on the harness: one run of every scenario
-QUICK_SUITE = [(n, sc.check[0][0], sc.check[0][1]) for n, sc in SCENARIOS.items()]
+QUICK_SUITE = [(n,) + (sc.check or sc.full)[0] for n, sc in SCENARIOS.items()]
