@@ -495,8 +495,7 @@ def op_failover(run):
         run.failover_ms = ms
         run.expect(ms is not None and ms <= FAILOVER_MS,
                    'failover: the hang did not end within %d ms of the reopen (%s)' %
-                   (FAILOVER_MS,
-                   run.rows[-1]['event'])
+                   (FAILOVER_MS, run.rows[-1]['event']))
     else:
         r, t1 = run.call('cont', 'cont')
         run.event_after('failover', 'RESUME', t0, 10, start=n0)
