@@ -12,7 +12,7 @@ S := scripts
 .PHONY: all deps source tree tree-upstream build build-upstream export \
         build-asan check check-qtest check-iotests check-asan check-e2e \
         check-workspace check-full check-e2e-full torture \
-        check-series check-quilt demo bench bench-full clean
+        check-series check-quilt demo ops-table bench bench-full clean
 
 all: build
 	@echo
@@ -124,6 +124,12 @@ demo: build build-upstream
 	@QEMU=build/qemu/build/qemu-system-x86_64 \
 	 QEMU_UPSTREAM=build/qemu-upstream/build/qemu-system-x86_64 \
 	 python3 tests/e2e/run.py --demo
+
+# Every management operation sent while a disk hangs, on the series and on
+# upstream with werror=stop: README's table (build/ops-table.md; 32 runs,
+# about 20 min).  OPS=op-reset,op-reset-stop redoes some runs and merges them.
+ops-table: build build-upstream
+	@python3 tests/e2e/run.py --ops-table build/ops-table.md $(if $(OPS),--scenario $(OPS))
 
 # Benchmarks, patched vs upstream (README, "Benchmarks"): fast path under
 # callgrind, recovery latency, timeout precision, CPU while hung, scale.

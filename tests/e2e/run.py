@@ -11,29 +11,30 @@ the storage fail for a while:
   nbd   qemu-storage-daemon exporting the image over a unix socket; the
         outage is SIGKILL of the daemon, recovery is restarting it.
 
-Scenarios (--scenario, comma separated; default: the suite below):
-  short-outage     retry policy, outage < retry_timeout: guest only stalls
-  long-outage      retry policy, outage > retry_timeout: guest gets an error
-  upstream-default default werror/rerror: guest sees I/O errors ("before")
-  upstream-stop    werror=stop,rerror=stop: VM pauses, harness sends cont
-  migrate          migrate during the outage (bandwidth held back), restore
-                   storage, the migration completes, guest ends on the dest
-  migrate-in-outage a migration completing during the outage fails cleanly,
-                   the guest goes on on the source; a second one completes
-  rerror-report    rerror=report,werror=retry: reads fail fast, writes hang
+Scenarios (--scenario, comma separated; --list prints the runs of a suite):
+one outage on one disk (the "before" pictures with the default and stop
+policies, short and long outages, rerror=report, the policy on -drive,
+retry then stop), live migration during an outage, outage patterns
+(flapping, 90 s, interval 0, a read workload), configurations (qcow2,
+the host page cache, two disks, multiqueue), and 16 management
+operations sent while the disk hangs (op-NAME on the series, op-NAME-stop
+on upstream with werror=stop; --ops-table FILE runs both and writes the
+table README.md shows).  --check is make check's subset, --full every
+run, --torture the seeded torture on the sanitizer build.
 
 Binaries: $QEMU (the patched build, default build/qemu/build/...),
 $QEMU_UPSTREAM (unpatched; default build/qemu-upstream/build/...; when it is
 missing the upstream scenarios use $QEMU with default policies), $QSD
-(qemu-storage-daemon, default next to $QEMU).  Scenarios that need retry
-support are reported as SKIP when $QEMU lacks it (--require-retry: FAIL).
+(qemu-storage-daemon, default next to $QEMU).  A run that needs retry
+support fails when $QEMU lacks it: nothing is skipped.
 
 The harness is the package e2e/ next to this file (storage, vm, guest,
 scenarios, runner, report, cli); it drives QEMU with qemu.machine and
 qemu.qmp from the QEMU tree's python/ (build/qemu/python, or $QEMU_PYTHON).
 
-Output: one "PASS|FAIL|SKIP <scenario>/<device>/<storage> details" line per
-run, then "N passed, N failed, N skipped"; exit status 1 on any failure.
+Output: one "PASS|FAIL <scenario>/<device>/<storage> details" line per
+run, then "N passed, N failed, N skipped" (never a skip); exit status 1 on
+any failure.
 """
 
 import os

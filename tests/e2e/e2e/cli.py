@@ -9,7 +9,7 @@ import time
 
 from . import base, report
 from .runner import prepare, run_one
-from .scenarios import (ALL_SCENARIOS, ALL_STORAGES, CHECK_SUITE, CLASSIC_SUITE, DEVICES,
+from .scenarios import (ALL_SCENARIOS, ALL_STORAGES, CHECK_SUITE, DEVICES,
                         FULL_SUITE, OPS_TABLE_SUITE, QUICK_SUITE, SCENARIOS, operations)
 
 
@@ -26,9 +26,6 @@ def main(doc=None):
     ap.add_argument('--full', '--all-combos', action='store_true',
                     help='every scenario on every device and storage kind where they '
                          'differ (make check-full, %d runs)' % len(FULL_SUITE))
-    ap.add_argument('--classic', action='store_true',
-                    help='the first harness\'s suite: its 7 scenarios on the 4 '
-                         'device/storage combinations (%d runs)' % len(CLASSIC_SUITE))
     ap.add_argument('--quick', action='store_true',
                     help='one run of every scenario, for work on the harness (%d runs)'
                          % len(QUICK_SUITE))
@@ -48,9 +45,6 @@ def main(doc=None):
                     help='torture: seconds per seed')
     ap.add_argument('--torture-disk-mb', type=int, default=1024,
                     help='torture: the guest disk, MiB (sparse)')
-    ap.add_argument('--require-retry', action='store_true',
-                    help='(always on) a run that needs retry support fails when $QEMU '
-                         'lacks it; there is no skip')
     ap.add_argument('--accel', default=os.environ.get('E2E_ACCEL', 'auto'),
                     choices=['auto', 'tcg', 'kvm'])
     ap.add_argument('--aio', default='native', choices=['native', 'io_uring', 'threads'],
@@ -97,6 +91,10 @@ def main(doc=None):
             if n not in SCENARIOS:
                 ap.error('unknown scenario %s (have: %s)' % (n, ', '.join(ALL_SCENARIOS)))
         runs = []
+        if args.ops_table:
+            # the table's own runs of these operations, merged into it
+            names = []
+            runs = [r for r in OPS_TABLE_SUITE if r[0] in args.scenario.split(',')]
         for n in names:
             for d, s in SCENARIOS[n].full:
                 if args.device not in (None, 'all', d):
@@ -110,12 +108,10 @@ def main(doc=None):
     else:
         if args.full:
             suite = FULL_SUITE
-        elif args.classic:
-            suite = CLASSIC_SUITE
         elif args.quick:
             suite = QUICK_SUITE
         elif args.ops_table:
-            suite = OPS_TABLE_SUITE
+            suite = OPS_TABLE_SUITE       # (with --scenario: those runs, merged)
         else:
             suite = CHECK_SUITE
         runs = [r for r in suite
@@ -170,8 +166,7 @@ def main(doc=None):
             variant = 'stop' if sc.endswith('-stop') else 'retry'
             op_results.append(((sc[3:-5] if variant == 'stop' else sc[3:], variant, dev, sto),
                                info.get('op_rows', []), info.get('op_probe', {}), st))
-            with open(args.ops_table, 'w') as f:
-                f.write(operations.table(op_results) + '\n')
+            operations.save_table(args.ops_table, op_results)
         print(report.result_line(st, name, el, detail, env.get('last_ctx')))
         sys.stdout.flush()
     if len(times) > 1:

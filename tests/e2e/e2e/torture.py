@@ -1,7 +1,10 @@
 """Seeded torture: a guest writing through random outages (10 ms - 20 s,
 random gaps) interleaved with random stop/cont, block-retry-set,
 block-retry-resubmit, block-retry-fail, system_reset, device_del +
-device_add, live migration and block jobs, across virtio-blk and scsi-hd
+device_add, live migration and its cancel, block jobs, a snapshot merged
+again (block-commit) and, during an outage, failover to a second path
+(blockdev-reopen onto a loop device on the image itself, resubmit, and
+back once the outage is over), across virtio-blk and scsi-hd
 with the iothread on and off, on the sanitizer build of QEMU (ASan +
 UBSan, leak checking at exit).
 
@@ -53,7 +56,8 @@ SANITIZER_ENV = {
 }
 
 OPS = [('outage', 6), ('stop-cont', 2), ('retry-set', 2), ('resubmit', 1), ('fail', 1),
-       ('reset', 1), ('hotplug', 1), ('migrate', 1), ('job', 2)]
+       ('reset', 1), ('hotplug', 1), ('migrate', 1), ('job', 2), ('snapshot', 1),
+       ('migrate-cancel', 1)]
 
 
 COMBOS = [('virtio-blk', False), ('virtio-blk', True), ('scsi-hd', False), ('scsi-hd', True)]
@@ -243,7 +247,8 @@ class Torture:
             if length > 1 and r.random() < 0.6:
                 time.sleep(r.uniform(0, min(length, 5)))
                 op = r.choice(['stop-cont', 'retry-set', 'resubmit', 'fail', 'reset',
-                               'hotplug', 'migrate', 'job'])
+                               'hotplug', 'migrate', 'job', 'failover', 'snapshot',
+                               'migrate-cancel'])
                 self.count('in-outage-' + op)
                 self.log('  during the outage: %s' % op)
                 getattr(self, 'op_' + op.replace('-', '_'))(in_outage=True)
@@ -253,6 +258,7 @@ class Torture:
         finally:
             self.st.restore()
             self.ctx.tl.mark('storage-restored')
+        self.back_on_failing_path()
         self.wait_start()          # a reboot that began during the outage
         time.sleep(r.uniform(0, 3))
 
@@ -354,6 +360,95 @@ class Torture:
             self.scan_log(dst, expect_clean_exit=False)
             if src.status()['status'] != 'running':
                 src.qmp.cmd('cont')
+
+    def op_failover(self, in_outage=False):
+        """the manager moves the disk to a second path to the same image (a
+        loop device straight on the image file) and resubmits; once the
+        outage is over, back_on_failing_path() moves it back"""
+        q = self.q
+        if getattr(self, 'alt_loop', None) is None:
+            self.alt_loop = run_cmd(['losetup', '--direct-io=on', '-f', '--show',
+                                     self.image]).strip()
+            self.ctx.cleanups.callback(run_cmd, ['losetup', '-d', self.alt_loop],
+                                       check=False)
+        self.n_path = getattr(self, 'n_path', 0) + 1
+        node = 'alt%d' % self.n_path
+        q.qmp.cmd('blockdev-add', {'driver': 'host_device', 'node-name': node,
+                                   'filename': self.alt_loop, 'cache': {'direct': True},
+                                   'aio': self.args.aio})
+        self.reopen_file(node)
+        q.qmp.cmd('block-retry-resubmit', {'id': self.retry_id()})
+        self.on_alt = node
+
+    def reopen_file(self, node):
+        """give the disk's format node another protocol node (blockdev-reopen)"""
+        self.q.qmp.cmd('blockdev-reopen', {'options': [
+            {'driver': 'raw', 'node-name': self.disk.node, 'file': node}]})
+
+    def back_on_failing_path(self):
+        """after a failover: the disk back on the failing storage, so that
+        the next outages hit it again"""
+        node = getattr(self, 'on_alt', None)
+        if not node or self.q.qmp.closed:
+            return
+        self.on_alt = None
+        fuse = 'fuse%d' % self.n_path
+        self.q.qmp.cmd('blockdev-add', dict(self.st.protocol(fuse), **{'node-name': fuse}))
+        self.reopen_file(fuse)
+        self.q.qmp.cmd('blockdev-del', {'node-name': node})
+
+    def op_snapshot(self, in_outage=False):
+        """an overlay on healthy storage, then (storage back) block-commit
+        merges it again"""
+        q = self.q
+        self.n_snap = getattr(self, 'n_snap', 0) + 1
+        ov = os.path.join(self.ctx.workdir, 'overlay-%d.qcow2' % self.n_snap)
+        node = 'ov%d' % self.n_snap
+        q.qmp.cmd('blockdev-snapshot-sync', {'node-name': self.disk.node,
+                                             'snapshot-file': ov, 'snapshot-node-name': node,
+                                             'format': 'qcow2'})
+        if in_outage:
+            # the guest's writes need the backing file (copy-on-write): the
+            # merge waits for the storage
+            self.st.restore()
+            self.ctx.tl.mark('storage-restored')
+        job = 'commit%d' % self.n_snap
+        n0 = len(q.qmp.events)
+        q.qmp.cmd('block-commit', {'job-id': job, 'device': node})
+        q.qmp.wait_event('BLOCK_JOB_READY', time.monotonic() + 120, start=n0,
+                         pred=lambda ev: ev['data'].get('device') == job)
+        q.qmp.cmd('job-complete', {'id': job})
+        _, _, ev = q.qmp.wait_event('BLOCK_JOB_COMPLETED', time.monotonic() + 120, start=n0,
+                                    pred=lambda ev: ev['data'].get('device') == job)
+        if ev['data'].get('error'):
+            self.problem('block-commit of %s: %s' % (node, ev['data']['error']))
+
+    def op_migrate_cancel(self, in_outage=False):
+        src = self.q
+        sock = os.path.join(self.ctx.workdir, 'mig-%d.sock' % (self.n_qemu + 1))
+        dst = self.new_qemu(spec=self.spec, incoming='unix:' + sock)
+        dst.start(self.ctx.console, current=False)
+        src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': 1 << 20})
+        src.qmp.cmd('migrate', {'uri': 'unix:' + sock})
+        time.sleep(self.rng.uniform(0.1, 2))
+        src.qmp.cmd('migrate_cancel')
+        wait_until(lambda: src.qmp.cmd('query-migrate').get('status') in
+                   ('cancelled', 'completed', 'failed'), time.monotonic() + 60,
+                   'migrate_cancel')
+        st = src.qmp.cmd('query-migrate').get('status')
+        self.count('migrate-cancel-' + str(st))
+        if st == 'completed':        # it finished first: go on there
+            wait_until(lambda: dst.status()['status'] == 'running', time.monotonic() + 20,
+                       'destination running')
+            self.ctx.console.use(dst.tag)
+            self.close_qemu(src, quit=True)
+            self.q = dst
+            return
+        dst.kill()
+        self.dump_events(dst)
+        self.scan_log(dst, expect_clean_exit=False)
+        if src.status()['status'] != 'running':
+            src.qmp.cmd('cont')
 
     def op_job(self, in_outage=False):
         q = self.q

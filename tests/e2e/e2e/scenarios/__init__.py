@@ -78,7 +78,7 @@ SCENARIOS = collections.OrderedDict([
                        'rerror=retry under reads with the page cache dropped: reads park, '
                        'recover, and return the right data', check=CROSSED2)),
     ('qcow2-sparse', _sc(configs.sc_qcow2_sparse, True,
-                         'sparse qcow2 (4 KiB clusters) on the failing storage: clusters and '
+                         'sparse qcow2 (512 B clusters) on the failing storage: clusters and '
                          'L2 tables allocated during the outage; qemu-img check and guest '
                          'fsck clean')),
     ('qcow2-prealloc', _sc(configs.sc_qcow2_prealloc, True,
@@ -129,10 +129,5 @@ OPS_TABLE_SUITE = [('op-%s%s' % (n, v), d, s)
 ALL_SCENARIOS = list(SCENARIOS)
 FULL_SUITE = [(n, d, s) for n, sc in SCENARIOS.items() for d, s in sc.full]
 CHECK_SUITE = [(n, d, s) for n, sc in SCENARIOS.items() for d, s in sc.check]
-# the seven scenarios of the first harness on the four combinations (the
-# old default suite, --classic)
-CLASSIC = ['upstream-default', 'upstream-stop', 'short-outage', 'long-outage', 'migrate',
-           'migrate-in-outage', 'rerror-report']
-CLASSIC_SUITE = [(n, d, s) for n in CLASSIC for d, s in ALL_COMBOS]
 # --quick, for work on the harness: one run of every scenario
 QUICK_SUITE = [(n,) + (sc.check or sc.full)[0] for n, sc in SCENARIOS.items()]

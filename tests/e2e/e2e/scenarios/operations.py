@@ -25,6 +25,7 @@ where it must work, corrupts or loses an acknowledged write, or stalls the
 monitor; the baseline only records (its data must still verify).
 `run.py --ops-table` runs both and prints the table README.md shows."""
 
+import contextlib
 import json
 import os
 import re
@@ -38,7 +39,8 @@ from ..base import BIN, Fail, check, kv, run_cmd, wait_until
 from ..guest import (boot, check_guest_clean, finish, guest_append, last_progress,
                      outage_wait, wait_hung, warmup)
 from ..storage import FileStorage, NbdStorage
-from .common import check_episodes, common_setup, make_qemu, new_image, retry_policy
+from .common import (StopManager, check_episodes, common_setup, make_qemu, new_image,
+                     retry_policy)
 from .migration import start_destination
 
 OUTAGE = 8.0            # s; every operation is sent 2 s into the hang
@@ -179,14 +181,34 @@ def op_resize_after(run):
                'block_resize after recovery: %s, size %d' % (r, got))
 
 
-def _snapshot(run):
+def _snapshot(run, when='in the hang'):
+    """an overlay on healthy storage; returns whether it was made.  In the
+    hang, QEMU first flushes the disk (blockdev.c, as upstream does): over
+    storage that fails, it refuses at once, naming the disk"""
     ov = os.path.join(run.ctx.workdir, 'overlay.qcow2')
-    r, _ = run.call('blockdev-snapshot-sync (overlay on healthy storage)',
-                    'blockdev-snapshot-sync',
+    r, _ = run.call('blockdev-snapshot-sync (%s)' % when, 'blockdev-snapshot-sync',
                     {'node-name': 'disk0', 'snapshot-file': ov,
                      'snapshot-node-name': 'ov', 'format': 'qcow2'})
-    run.expect('error' not in r, 'blockdev-snapshot-sync: %s' % r)
+    if 'error' in r:
+        run.expect("'disk0'" in r['error']['desc'],
+                   'blockdev-snapshot-sync: the error does not name the disk: %s' % r)
+        return False
     run.overlay = ov
+    return True
+
+
+def op_snapshot(run):
+    run.overlay = None
+    _snapshot(run)
+
+
+def _snapshot_after(run):
+    """storage back: the snapshot if the hang refused it, then the merge"""
+    if not run.overlay:
+        ok = _snapshot(run, 'after recovery')
+        run.expect(ok, 'blockdev-snapshot-sync after recovery failed')
+        return ok
+    return True
 
 
 def _job(run, what, cmd, args, job, ready):
@@ -209,11 +231,15 @@ def _job(run, what, cmd, args, job, ready):
 
 
 def op_commit_after(run):
+    if not _snapshot_after(run):
+        return
     _job(run, 'block-commit (merge, after recovery)', 'block-commit',
          {'job-id': 'commit0', 'device': 'ov'}, 'commit0', True)
 
 
 def op_stream_after(run):
+    if not _snapshot_after(run):
+        return
     _job(run, 'block-stream (merge, after recovery)', 'block-stream',
          {'job-id': 'stream0', 'device': 'ov'}, 'stream0', False)
     # the data now lives in the overlay alone
@@ -509,10 +535,11 @@ OPS = [
      'info block', op_queries, None, None, 'raw'),
     ('resize', 'block_resize of the hung disk (qcow2), again after recovery',
      op_resize, op_resize_after, None, 'qcow2'),
-    ('snapshot-commit', 'blockdev-snapshot-sync onto healthy storage in the hang, '
-     'block-commit after recovery', _snapshot, op_commit_after, None, 'raw'),
-    ('snapshot-stream', 'blockdev-snapshot-sync in the hang, block-stream after '
-     'recovery', _snapshot, op_stream_after, None, 'raw'),
+    ('snapshot-commit', 'blockdev-snapshot-sync onto healthy storage in the hang (or, '
+     'refused, after recovery), block-commit after recovery', op_snapshot, op_commit_after,
+     None, 'raw'),
+    ('snapshot-stream', 'blockdev-snapshot-sync in the hang (or after recovery), '
+     'block-stream after recovery', op_snapshot, op_stream_after, None, 'raw'),
     ('hotplug', 'device_add of a second (healthy) disk and device_del of it',
      op_hotplug, op_hotplug_after, None, 'raw'),
     ('unplug-hung', 'device_del of the hung disk', op_unplug_hung, op_unplug_hung_after,
@@ -618,6 +645,12 @@ def run_op(ctx, device, storage, variant, name):
             res = _after_outage(run, after)
     finally:
         probe.stop()
+        if getattr(run, 'mgr', None):
+            try:
+                run.mgr.stop()
+            except Fail:
+                if q.running():         # else QEMU went away under it
+                    raise
     fails = run.fails
     if res is not None and not run.guest_lost_disk and run.retry:
         check_guest_clean(res, fails)
@@ -648,10 +681,9 @@ def _after_outage(run, after):
     again (or reboots); the operation's second half; the guest finishes"""
     ctx, q = run.ctx, run.q
     if not run.retry:
-        wait_until(lambda: q.status()['status'] in ('io-error', 'running', 'paused'),
-                   time.monotonic() + 5, 'status')
-        if q.status()['status'] != 'running':
-            q.qmp.cmd('cont')
+        # the manager of werror=stop: cont after every stop (over NBD the
+        # first attempts may fail again before the client reconnects)
+        run.mgr = StopManager(ctx, q)
     if getattr(run, 'rebooting', False):
         ctx.console.wait(r'E2E-START', time.monotonic() + 90, start=run.boot_idx,
                          what='the guest back after the reset')
@@ -702,6 +734,22 @@ def scenario(name, variant):
         return run_op(ctx, device, storage, variant, name)
     sc.__name__ = 'sc_op_%s_%s' % (name.replace('-', '_'), variant)
     return sc
+
+
+def save_table(path, results):
+    """write the table to path, its data to path.json; runs already in
+    path.json that were not run again are kept (so that --scenario can
+    redo some of them)"""
+    data = {}
+    with contextlib.suppress(OSError, ValueError):
+        with open(path + '.json') as f:
+            data = {tuple(k): v for k, v in json.load(f)}
+    for key, rows, probe, status in results:
+        data[tuple(key)] = (rows, probe, status)
+    with open(path + '.json', 'w') as f:
+        json.dump([[list(k), v] for k, v in data.items()], f, indent=1)
+    with open(path, 'w') as f:
+        f.write(table([(k,) + tuple(v) for k, v in data.items()]) + '\n')
 
 
 def table(results):
