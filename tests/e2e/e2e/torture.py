@@ -2,7 +2,7 @@
 random gaps) interleaved with random stop/cont, block-retry-set,
 block-retry-resubmit, block-retry-fail, system_reset, device_del +
 device_add, live migration and its cancel, block jobs, a snapshot merged
-again (block-commit) and, during an outage, failover to a second path
+again (block-commit), the queries a manager makes and, during an outage, failover to a second path
 (blockdev-reopen onto a loop device on the image itself, resubmit, and
 back once the outage is over), across virtio-blk and scsi-hd
 with the iothread on and off, on the sanitizer build of QEMU (ASan +
@@ -57,7 +57,7 @@ SANITIZER_ENV = {
 
 OPS = [('outage', 6), ('stop-cont', 2), ('retry-set', 2), ('resubmit', 1), ('fail', 1),
        ('reset', 1), ('hotplug', 1), ('migrate', 1), ('job', 2), ('snapshot', 1),
-       ('migrate-cancel', 1)]
+       ('migrate-cancel', 1), ('queries', 1)]
 
 
 COMBOS = [('virtio-blk', False), ('virtio-blk', True), ('scsi-hd', False), ('scsi-hd', True)]
@@ -248,7 +248,7 @@ class Torture:
                 time.sleep(r.uniform(0, min(length, 5)))
                 op = r.choice(['stop-cont', 'retry-set', 'resubmit', 'fail', 'reset',
                                'hotplug', 'migrate', 'job', 'failover', 'snapshot',
-                               'migrate-cancel'])
+                               'migrate-cancel', 'queries'])
                 self.count('in-outage-' + op)
                 self.log('  during the outage: %s' % op)
                 getattr(self, 'op_' + op.replace('-', '_'))(in_outage=True)
@@ -360,6 +360,15 @@ class Torture:
             self.scan_log(dst, expect_clean_exit=False)
             if src.status()['status'] != 'running':
                 src.qmp.cmd('cont')
+
+    def op_queries(self, in_outage=False):
+        """what a manager reads about the disk: query-block, its capacity,
+        the counters, info block"""
+        q = self.q
+        q.qmp.cmd('query-block')
+        q.qmp.cmd('query-blockstats')
+        q.qmp.cmd('query-named-block-nodes', {'flat': True})
+        q.qmp.cmd('human-monitor-command', {'command-line': 'info block'})
 
     def op_failover(self, in_outage=False):
         """the manager moves the disk to a second path to the same image (a
