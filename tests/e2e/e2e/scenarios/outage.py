@@ -10,6 +10,7 @@ from ..base import Fail, check, kv
 from ..guest import (boot, guest_append, guest_error_times, outage_wait, post_run,
                      wait_resumed, warmup)
 from ..report import summary
+from ..runner import upstream_qemu
 from .common import (actions, block_errors, check_fsck, check_one_episode, common_setup,
                      episode_detail, finish_run, make_qemu, one_outage, retry_policy,
                      sc_outage_common)
@@ -41,11 +42,10 @@ def assess_default(ctx, q, res, times, why):
 
 
 def sc_upstream_default(ctx, device, storage):
-    binary, note = ctx.env['upstream']
+    binary = upstream_qemu(ctx.env)
     q, st, res, times = sc_outage_common(ctx, device, storage, binary, {},
                                          ctx.args.outage, wait_resume=False)
-    fails, d = assess_default(ctx, q, res, times, 'this is the problem the series solves')
-    return fails, d + note
+    return assess_default(ctx, q, res, times, 'this is the problem the series solves')
 
 
 def sc_patched_default(ctx, device, storage):
@@ -57,11 +57,8 @@ def sc_patched_default(ctx, device, storage):
 
 
 def sc_upstream_stop(ctx, device, storage):
-    binary, note = ctx.env['upstream']
-    fails, d = run_stop(ctx, device, storage, binary,
-                        'the data is safe but the whole VM stops: what the series '
-                        'improves on')
-    return fails, d + note
+    return run_stop(ctx, device, storage, upstream_qemu(ctx.env),
+                    'the data is safe but the whole VM stops: what the series improves on')
 
 
 def sc_patched_stop(ctx, device, storage):
