@@ -130,7 +130,8 @@ def main(doc=None):
     env = prepare(args)
     print('e2e: QEMU=%s (retry support: %s), upstream=%s, accel=%s' % (
         env['qemu'], ', '.join('%s %s' % (d, 'yes' if env['retry'][d] else 'no')
-                               for d in DEVICES), env['upstream'][0], env['accel']))
+                               for d in DEVICES),
+        env['upstream'][0] or 'none: the runs that need it fail', env['accel']))
     sys.stdout.flush()
     if args.demo:
         sts = report.demo(args, env)

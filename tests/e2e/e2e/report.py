@@ -87,8 +87,7 @@ def demo(args, env):
     if storage == 'all':
         storage = 'fuse'
     results = []
-    runs = [('upstream-default', ('upstream QEMU' if not env['upstream'][1] else
-                                  '$QEMU (no upstream build)') + ', default werror/rerror')]
+    runs = [('upstream-default', 'upstream QEMU, default werror/rerror')]
     retry_names = env['retry_props'][device] or ('retry_interval', 'retry_timeout')
     if env['retry'][device]:
         runs.insert(0, ('short-outage', 'patched QEMU, werror=retry,rerror=retry,'

@@ -86,7 +86,11 @@ def prepare(args):
     if os.access(up, os.X_OK):
         env['upstream'] = (up, '')
     else:
-        env['upstream'] = (qemu, ' (no upstream binary: ran $QEMU with upstream policies)')
+        # never $QEMU instead: the "before" runs must show upstream's
+        # behaviour, so each run that needs upstream fails (upstream_qemu)
+        env['upstream'] = (None, 'no upstream QEMU binary at %s (make build-upstream, or set '
+                           'QEMU_UPSTREAM): this run needs it, and the patched $QEMU is no '
+                           'substitute' % up)
     env['qsd'] = os.environ.get('QSD') or os.path.join(
         os.path.dirname(qemu), 'storage-daemon', 'qemu-storage-daemon')
     env['qemu_img'] = os.environ.get('QEMU_IMG') or os.path.join(os.path.dirname(qemu),
@@ -102,6 +106,14 @@ def prepare(args):
     env['kernel'], env['initrd'] = guest.build_guest()
     env['accel'] = vm.pick_accel(args, env)
     return env
+
+
+def upstream_qemu(env):
+    """the upstream binary, or the failure of the run that needs it"""
+    path, why = env['upstream']
+    if path is None:
+        raise Fail(why)
+    return path
 
 
 def run_one(args, env, scenario, device, storage):

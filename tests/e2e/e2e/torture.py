@@ -22,9 +22,14 @@ Checked, and every failure names the seed that reproduces the schedule:
     query-blockstats' counters (requests = recovered + failed + dropped:
     no request completed twice or lost by the policy);
   - the guest's own verification of every session's acknowledged files;
+  - floors every session must reach: the guest acknowledges a write, then
+    meets an outage of 2-5 s with no operation in it (each session's
+    first), so each session has acknowledged files, outages and episodes
+    (> 0 each);
   - at the end, on the host, every file the guest ever acknowledged, of
     every session, is there with the right content (a copy of the image,
-    its journal replayed, mounted on a loop device), and e2fsck's verdict.
+    its journal replayed, mounted on a loop device), and then e2fsck -fn
+    of that copy exits 0.
 """
 
 import contextlib
@@ -177,11 +182,26 @@ class Torture:
         self.count('session-%s%s' % (device, '-iothread' if iothread else ''))
         q = self.new_qemu()
         self.q = q
-        self.boot_idx = ctx.console.count()
+        self.boot_idx = idx0 = ctx.console.count()
+        t_session = time.monotonic()
+        episodes0, outages0 = self.episodes, self.counts.get('outage', 0)
         q.start(ctx.console)
         q.qmp.cmd('cont')
         self.wait_start()
         t_end = time.monotonic() + seconds
+        # floors that every session must reach, whatever the schedule: the
+        # guest acknowledges a write on healthy storage, and then meets an
+        # outage of 2-5 s with no operation in it, long enough that a
+        # request of the writing guest is parked: at least one episode
+        try:
+            ctx.console.wait(r'E2E-ACK ', time.monotonic() + 120, start=idx0,
+                             what='a first acknowledged write')
+        except Fail as e:
+            raise TortureFail('session %d: %s' % (self.sessions, e))
+        self.count('outage')
+        self.log('op outage (the session\'s first)')
+        self.op_outage(length=self.rng.uniform(2.0, 5.0), mid_op=False)
+        self.invariants()
         while time.monotonic() < t_end and not self.problems:
             op = self.pick()
             self.count(op)
@@ -189,6 +209,14 @@ class Torture:
             getattr(self, 'op_' + op.replace('-', '_'))()
             self.invariants()
         self.end_session()
+        acks = len(ctx.console.find(r'E2E-ACK d=', t_session))
+        outages = self.counts.get('outage', 0) - outages0
+        episodes = self.episodes - episodes0
+        self.log('session %d: %d acknowledged files, %d outages, %d episodes' % (
+            self.sessions, acks, outages, episodes))
+        if acks == 0 or outages == 0 or episodes == 0:
+            self.problem('session %d: %d acknowledged files, %d outages, %d episodes: '
+                         'each must be > 0' % (self.sessions, acks, outages, episodes))
 
     def pick(self):
         total = sum(w for _, w in OPS)
@@ -235,16 +263,17 @@ class Torture:
     # ------------------------------------------------------------------
     # operations
 
-    def op_outage(self):
+    def op_outage(self, length=None, mid_op=True):
         r = self.rng
-        length = self.outage_len()
+        if length is None:
+            length = self.outage_len()
         self.log('  outage %.3f s' % length)
         self.count('outage-seconds', length)
         t_f = self.ctx.tl.mark('outage-start', '%.2f' % length)
         self.st.fail()
         try:
             # sometimes a management operation in the middle of the outage
-            if length > 1 and r.random() < 0.6:
+            if mid_op and length > 1 and r.random() < 0.6:
                 time.sleep(r.uniform(0, min(length, 5)))
                 op = r.choice(['stop-cont', 'retry-set', 'resubmit', 'fail', 'reset',
                                'hotplug', 'migrate', 'job', 'failover', 'snapshot',
@@ -567,11 +596,6 @@ class Torture:
         work = tempfile.mkdtemp(prefix='torture-verify-', dir=ctx.workdir)
         copy = os.path.join(work, 'disk.img')
         run_cmd(['cp', '--sparse=always', self.image, copy], timeout=600)
-        fsck = subprocess.run(['e2fsck', '-fn', copy], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, universal_newlines=True)
-        self.fsck_rc = fsck.returncode
-        self.fsck_out = [ln for ln in fsck.stdout.splitlines()
-                         if ln.strip() and not ln.startswith(('Pass ', 'e2fsck '))][:3]
         mnt = os.path.join(work, 'mnt')
         os.makedirs(mnt)
         acklist = os.path.join(work, 'acks.txt')
@@ -589,6 +613,21 @@ class Torture:
         self.verify = kv(m.group(1)) if m else {}
         if r.returncode != 0 or not m:
             self.problem('host verification: %s' % r.stdout.strip()[-400:])
+        elif not (self.acks and self.verify.get('checked') == len(self.acks) and
+                  self.verify.get('ok') == len(self.acks)):
+            self.problem('host verification of %d acknowledged files: %s' % (
+                len(self.acks), m.group(0)))
+        # e2fsck after the mount replayed the journal (an unreplayed journal
+        # is no inconsistency, but e2fsck -n cannot replay it and reports
+        # what it would find before the replay): it must be clean
+        fsck = subprocess.run(['e2fsck', '-fn', copy], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True)
+        self.fsck_rc = fsck.returncode
+        self.fsck_out = [ln for ln in fsck.stdout.splitlines()
+                         if ln.strip() and not ln.startswith(('Pass ', 'e2fsck '))][:3]
+        if fsck.returncode != 0:
+            self.problem('host e2fsck -fn of the image (journal replayed): rc=%d %s' % (
+                fsck.returncode, ' / '.join(self.fsck_out)))
 
     def summary(self):
         v = getattr(self, 'verify', {})

@@ -173,6 +173,22 @@ def check_episodes(ctx, q, fails=None):
     return totals
 
 
+def check_one_episode(ctx, q, fails):
+    """one outage on one failing disk, with requests parked until the
+    storage came back (none failed, none dropped, no error reached the
+    guest, so the guest resubmitted nothing): exactly one episode, as the
+    series defines it (from the first parked request to the end of the
+    last; a failure while one is active joins it).  It cannot split: its
+    requests complete only once the storage is back, and nothing fails
+    after that.  This holds on nbd-tcp too: the requests held for
+    reconnect-delay fail together and park in the one episode.  The
+    totals are over every disk of `q`, so a healthy second disk must have
+    none."""
+    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    check(eps.get('episodes') == 1, fails, '%s episodes for one outage, expected exactly 1 '
+          '(%s)' % (eps.get('episodes'), eps))
+
+
 def episode_detail(ctx):
     eps = ctx.info.get('episodes', {})
     return ' '.join('%s_episodes=%d(recovered=%d,failed=%d,dropped=%d)' % (

@@ -36,6 +36,7 @@ import threading
 import time
 
 from ..base import BIN, Fail, check, kv, run_cmd, wait_until
+from ..runner import upstream_qemu
 from ..guest import (boot, check_guest_clean, finish, guest_append, last_progress,
                      outage_wait, wait_hung, warmup)
 from ..storage import FileStorage, NbdStorage
@@ -616,7 +617,7 @@ def run_op(ctx, device, storage, variant, name):
         binary = ctx.env['qemu']
         pol = retry_policy(a, 1000, 0)
     else:
-        binary = ctx.env['upstream'][0]
+        binary = upstream_qemu(ctx.env)
         pol = {'werror': 'stop', 'rerror': 'stop'}
     run = OpRun(ctx, device, storage, variant)
     run.st = common_setup(ctx, device, storage, fmt=fmt)

@@ -9,8 +9,9 @@ from ..base import Fail, check, kv
 from ..guest import (boot, check_guest_clean, guest_append, outage_wait, post_run,
                      wait_hung, wait_resumed, warmup)
 from ..report import summary
-from .common import (actions, block_errors, common_setup, episode_detail,
-                     episodes_by_disk, finish_run, make_qemu, one_outage, retry_policy)
+from .common import (actions, block_errors, check_one_episode, common_setup,
+                     episode_detail, episodes_by_disk, finish_run, make_qemu, one_outage,
+                     retry_policy)
 
 # (outage, gap after it), seconds: 6 outages of 0.3-3 s, gaps of 0.5-2 s
 FLAPS = [(0.3, 1.0), (1.5, 0.5), (3.0, 2.0), (0.5, 1.5), (2.0, 0.8), (1.0, 0.0)]
@@ -119,8 +120,11 @@ def sc_outage_90s(ctx, device, storage):
     extra = []
     if device == 'scsi-hd':
         # every task management function and every cancelled request shows
-        # up in QEMU's log
-        extra = ['-trace', 'virtio_scsi_tmf_req', '-trace', 'scsi_req_cancel']
+        # up in QEMU's log; scsi_device_retry_requests (one line per retry
+        # attempt, once per retry-interval during the outage) proves that
+        # tracing reaches the log, so that no TMF line means none happened
+        extra = ['-trace', 'virtio_scsi_tmf_req', '-trace', 'scsi_req_cancel',
+                 '-trace', 'scsi_device_retry_requests']
     st = common_setup(ctx, device, storage)
     q = make_qemu(ctx, ctx.env['qemu'], st, device, pol,
                   guest_append(a, 'e2e.hung=%d' % a.hung_secs),
@@ -151,12 +155,16 @@ def sc_outage_90s(ctx, device, storage):
     check(eps.get('failed') == 0 and eps.get('dropped') == 0 and
           eps.get('recovered', 0) >= 1, fails, 'episodes %s: expected recovered requests '
           'only (dropped = released by a reset or an abort)' % eps)
-    tmf = cancels = 0
+    check_one_episode(ctx, q, fails)
+    tmf = cancels = attempts_traced = 0
     if device == 'scsi-hd':
         with open(os.path.join(ctx.workdir, 'qemu-src.log'), errors='replace') as f:
             logtext = f.read()
         tmf = len(re.findall(r'virtio_scsi_tmf_req', logtext))
         cancels = len(re.findall(r'scsi_req_cancel', logtext))
+        attempts_traced = len(re.findall(r'scsi_device_retry_requests', logtext))
+        check(attempts_traced > 0, fails, 'no scsi_device_retry_requests line in QEMU\'s '
+              'log: tracing does not work, so the absence of TMF lines proves nothing')
         check(tmf == 0 and cancels == 0, fails, 'SCSI task management during the outage: '
               '%d TMF requests, %d cancelled requests' % (tmf, cancels))
     hung = ctx.console.find(r'blocked for more than (\d+) seconds')
@@ -165,10 +173,12 @@ def sc_outage_90s(ctx, device, storage):
                                          res.get('hung_tasks', len(hung))),
                            'retry_timeout=0 waits for the storage')
     d = ('%s outage=%.0fs stall_bound_ms=%d hung_task_warnings=%s%s mid_outage_qmp_ms=%.0f '
-         'mid_outage_episode_ms=%s tmf=%d cancelled=%d qmp_io_errors=%s %s' % (
+         'mid_outage_episode_ms=%s tmf=%d cancelled=%d traced_attempts=%d qmp_io_errors=%s '
+         '%s' % (
              summary(res), outage, bound_ms, res.get('hung_tasks'),
              ' (%s)' % hung[0][2].strip()[:90] if hung else '', p.get('qmp_ms', -1),
-             r.get('episode-ms'), tmf, cancels, actions(block_errors(q)), episode_detail(ctx)))
+             r.get('episode-ms'), tmf, cancels, attempts_traced, actions(block_errors(q)),
+             episode_detail(ctx)))
     return fails, d
 
 
@@ -213,6 +223,7 @@ def sc_read_heavy(ctx, device, storage):
     check(eps.get('failed') == 0 and eps.get('dropped') == 0 and
           eps.get('recovered', 0) >= 1, fails, 'episodes %s: expected recovered requests '
           'only' % eps)
+    check_one_episode(ctx, q, fails)
     rstall = [kv(m.group(1)).get('ms', 0) for _, _, _, m in
               ctx.console.find(r'E2E-RSTALL (.*)', t_fail)]
     ctx.info['verdict'] = ('reads waited %.1f s and returned the right data' % (
@@ -282,6 +293,9 @@ def sc_interval_zero(ctx, device, storage):
     check(eps.get('failed') == 0 and eps.get('dropped') == 0 and
           eps.get('recovered', 0) >= 1, fails, 'episodes %s: expected recovered requests '
           'only' % eps)
+    # no exact count here: attempts every 10 ms, so a request that failed
+    # at the storage just before it came back can complete after the
+    # retried ones succeeded and the episode ended, and start a second one
     attempts = sum(d.get('attempts', 0) for _, ev in q.qmp.named('BLOCK_IO_RETRY_END')
                    for d in [ev['data']])
     ctx.info['verdict'] = ('QMP answered within %.0f ms and the guest ran on while QEMU '
