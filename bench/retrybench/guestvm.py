@@ -98,8 +98,8 @@ def env():
 
 
 class BenchVM:
-    """one guest with `ndisks` virtio-blk disks on storage `kind` ('fuse'
-    or 'nbd'), bench-io started with `bio_args`"""
+    """one guest with `ndisks` virtio-blk disks on storage `kind` ('fuse',
+    'nbd' or 'nbd-tcp'), bench-io started with `bio_args`"""
 
     def __init__(self, name, kind, ndisks, policy, bio_args, binary=None, mem=256,
                  disk_mb=256):
@@ -124,7 +124,9 @@ class BenchVM:
                 st = FuseStorage(self.ctx, img, 'native')
                 st.mnt = os.path.join(self.ctx.workdir, 'fuse%d' % i)
             else:
-                st = NbdStorage(self.ctx, img, e['qsd'], 0)
+                # 'nbd': unix socket; 'nbd-tcp': TCP on 127.0.0.1 (a port
+                # free at set-up, kept across restarts of the daemon)
+                st = NbdStorage(self.ctx, img, e['qsd'], 0, tcp=kind == 'nbd-tcp')
                 st.sock = os.path.join(self.ctx.workdir, 'nbd%d.sock' % i)
             self.storages.append(st)
             disks.append(vm.Disk(st, 'virtio-blk', policy, node='disk%d' % i, index=i))
