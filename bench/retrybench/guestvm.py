@@ -16,7 +16,9 @@ QEMU traces a few events with wall-clock time stamps (-msg timestamp=on,
 -D file): request submission and completion (virtio_blk_handle_*,
 virtio_blk_req_complete), the retry layer's parking and timeouts
 (blk_retry_park, blk_retry_timeout, blk_retry_attempt), and the NBD
-client's reconnect back-off (nbd_connect_thread_sleep).
+client's reconnect back-off (nbd_connect_thread_sleep) and, with the
+series' NBD patches, its attempts asked for (nbd_connect_thread_woken) and
+background connections (nbd_connect_thread_ready).
 """
 
 import argparse
@@ -43,7 +45,9 @@ from .qtestvirtio import PATCHED, UPSTREAM, wait_for_binary   # noqa: E402
 
 TRACE_EVENTS = ('virtio_blk_req_complete', 'virtio_blk_handle_write',
                 'virtio_blk_handle_read', 'blk_retry_park', 'blk_retry_timeout',
-                'blk_retry_attempt', 'nbd_connect_thread_sleep')
+                'blk_retry_attempt', 'nbd_connect_thread_sleep',
+                # the series' NBD patches (no such events in older binaries)
+                'nbd_connect_thread_woken', 'nbd_connect_thread_ready')
 
 
 def build_bench_guest():
