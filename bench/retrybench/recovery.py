@@ -10,7 +10,8 @@ interval);
 then it comes back at t_r:
   fuse  'ok' written to failing-fuse's control file (the write returns once
         it switched; the loop device answers again at once)
-  nbd   qemu-storage-daemon started again; t_r = its socket accepts
+  nbd   qemu-storage-daemon started again; t_r = its socket accepts (a
+        probe tries to connect every 1 ms)
 and the time from t_r to each parked request's completion
 (virtio_blk_req_complete in QEMU's trace; a request is parked in this
 outage if it was submitted before t_r and completed after it) is one
@@ -168,9 +169,8 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
                     b.wait_parked(DEPTH)
                 time.sleep(rnd.uniform(1.0, 1.0 + interval / 1000.0))
                 n_end = len(b.qmp.named('BLOCK_IO_RETRY_END'))
-                b.restore()
-                t_r = time.time()
-                t_r_mono = time.monotonic()
+                t_r = b.restore()
+                t_r_mono = time.monotonic() - (time.time() - t_r)
                 answer = None
                 if point == 'resubmit':
                     answer = b.qmp.cmd('block-retry-resubmit', {'id': b.qom(0)})
