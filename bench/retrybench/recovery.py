@@ -356,7 +356,16 @@ def matrix(lanes, log=print, time_budget=None):
                 break
             continue
         got += 1
-        out.setdefault(variant, {})[kind] = r
+        # two lanes may run points of the same (variant, kind): merge
+        cell = out.setdefault(variant, {}).setdefault(kind, {})
+        for k, v in r.items():
+            if k in cell and isinstance(v, list):
+                cell[k] = cell[k] + v
+            elif k in cell and isinstance(v, dict) and k == 'episodes':
+                cell[k] = {e: cell[k].get(e, 0) + n if isinstance(n, (int, float)) else n
+                           for e, n in v.items()}
+            else:
+                cell[k] = v
     for p in procs:
         p.join(30)
     meta['seconds'] = round(time.time() - t0, 1)
