@@ -136,12 +136,15 @@ def main():
                     help='recovery-matrix: begin no outage that could end later (default: '
                     'the mode\'s)')
     ap.add_argument('--readme', metavar='JSON', help='print the README table of a results '
-                    'file and exit')
+                    'file (or of several, comma separated: the later ones\' recovery-matrix* '
+                    'cells replace the earlier ones\') and exit')
     a = ap.parse_args()
     from retrybench import report
     if a.readme:
-        with open(a.readme) as f:
-            res = json.load(f)
+        res = {}
+        for path in a.readme.split(','):
+            with open(path) as f:
+                res = report.merge_results(res, json.load(f))
         print(report.readme_table(res))
         if a.plots:
             for p in report.plots(res, HERE):

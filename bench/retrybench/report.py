@@ -190,6 +190,8 @@ def matrix_table(rm):
         s = o['latency_ms']
         lag = o.get('nbd_lag_ms')
         notes = []
+        if o.get('source') and 'recovery-matrix-nbd' in o['source']:
+            notes.append('from the recovery-matrix-nbd run')
         if o.get('conts_per_outage'):
             c = sorted(o['conts_per_outage'])
             notes.append('cont per outage: median %d, max %d' % (c[len(c) // 2], c[-1]))
@@ -201,6 +203,39 @@ def matrix_table(rm):
             '%.0f / %.0f' % (lag['p50'], lag['max']) if lag and lag.get('n') else '',
             '; '.join(notes)))
     return '\n'.join(lines)
+
+
+def merge_results(a, b):
+    """results a updated with b; recovery-matrix* items are merged into
+    one 'recovery-matrix' cell by cell (b's (binary, kind, point) replace
+    a's), with each source's command, date and meta kept"""
+    out = dict(a)
+    for item, v in b.items():
+        if not item.startswith('recovery-matrix') or not isinstance(v, dict):
+            out[item] = v
+            continue
+        cur = out.setdefault('recovery-matrix', {'result': {}, 'sources': []})
+        cur.setdefault('sources', [])
+        if 'command' in cur:
+            cur['sources'].append({'command': cur.pop('command'), 'date': cur.pop('date', None),
+                                   'meta': cur['result'].get('meta')})
+        cur['sources'].append({'command': v.get('command'), 'date': v.get('date'),
+                               'meta': v['result'].get('meta')})
+        cur['command'] = ' + '.join(x['command'] for x in cur['sources'])
+        cur['date'] = ', '.join(str(x['date']) for x in cur['sources'])
+        r = cur['result']
+        for variant, kinds in v['result'].items():
+            if variant == 'meta':
+                r.setdefault('meta', kinds)
+                continue
+            for kind, cell in kinds.items():
+                c = r.setdefault(variant, {}).setdefault(kind, {})
+                for k, x in cell.items():
+                    if k.isdigit():
+                        c[k] = dict(x, source=v.get('command'))
+                    elif k not in c:
+                        c[k] = x
+    return out
 
 
 def matrix_meta(rm):
