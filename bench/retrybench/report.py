@@ -216,9 +216,6 @@ def merge_results(a, b):
             continue
         cur = out.setdefault('recovery-matrix', {'result': {}, 'sources': []})
         cur.setdefault('sources', [])
-        if 'command' in cur:
-            cur['sources'].append({'command': cur.pop('command'), 'date': cur.pop('date', None),
-                                   'meta': cur['result'].get('meta')})
         cur['sources'].append({'command': v.get('command'), 'date': v.get('date'),
                                'meta': v['result'].get('meta')})
         cur['command'] = ' + '.join(x['command'] for x in cur['sources'])
