@@ -14,11 +14,18 @@ lists the modules; the README's "Benchmarks" section shows the results).
   timeout   error delivered - first failure, retry-timeout 1 s and 10 s
   hung      QEMU CPU with 1024 requests parked on 8 disks, interval
             1000/100/0; QMP round trip and guest heartbeat meanwhile
+  recovery-matrix
+            (issue 19) recovery latency per binary (the series 'after',
+            the series without its NBD patches 'before', upstream with
+            werror=stop and a manager sending cont) x storage (loop/FUSE,
+            NBD unix, NBD TCP) x interval 100/1000/5000/60000; against
+            the goal p99 <= 50 ms.  Not in the default --only (26 min);
+            its lanes run at the same time
 
-usage: bench/run.py [--quick | --full] [--only ITEM,...] [--plots]
+usage: bench/run.py [--quick | --full] [--only ITEM,...] [--plots] [--out JSON]
   --quick   (make bench, CI) small counts, prints the results, no thresholds
   --full    (make bench-full) the README's figures; writes bench/*.png
-Results (JSON) go to build/bench-results/<mode>.json; --readme JSON prints
+Results (JSON) go to build/bench-results/<mode>.json (or --out); --readme JSON prints
 the README table from such a file (with --plots: and writes the plots).  Needs root (loop devices, FUSE) for the
 guest items, valgrind for fastpath and scale, python3-matplotlib for plots.
 """
@@ -35,6 +42,8 @@ TOP = os.path.dirname(HERE)
 RESULTS = os.path.join(TOP, 'build', 'bench-results')
 
 ITEMS = ('fastpath', 'scale', 'recovery', 'timeout', 'hung')
+EXTRA_ITEMS = ('recovery-matrix', 'recovery-matrix-nbd')
+P4 = (100, 1000, 5000, 60000)
 
 MODES = {
     'quick': {
@@ -53,8 +62,39 @@ MODES = {
                          outages=20),
         'timeout': dict(timeouts=(1000, 10000), samples=20),
         'hung': dict(intervals=(1000, 100, 0), seconds=60, baseline=True, nbd_intervals=(0,)),
+        # 5 lanes at once, about 20 min each; reduced where a point would
+        # not fit: 60000 ms costs 31 s + the recovery per outage; 'before'
+        # on loop/FUSE runs the same code as 'after' (the NBD patches do
+        # not touch it): fewer outages; upstream's interval only sets the
+        # outage's length.  In a lane, what matters most first: past the
+        # time budget the last jobs' last points are cut
+        'recovery-matrix': dict(time_budget=27 * 60, lanes=[
+            [('after', 'fuse', P4, {100: 20, 1000: 20, 5000: 20, 60000: 3}),
+             ('upstream', 'fuse', P4, {100: 10, 1000: 10, 5000: 10, 60000: 2}),
+             ('before', 'fuse', P4, {100: 5, 1000: 5, 5000: 5, 60000: 2})],
+            [('after', 'nbd', (100, 1000, 5000), 20),
+             ('upstream', 'nbd', P4, {100: 10, 1000: 10, 5000: 10, 60000: 2}),
+             ('before', 'nbd', P4, {100: 20, 1000: 20, 5000: 20, 60000: 3})],
+            [('after', 'nbd-tcp', (100, 1000, 5000), 20),
+             ('upstream', 'nbd-tcp', P4, {100: 10, 1000: 10, 5000: 10, 60000: 2}),
+             ('before', 'nbd-tcp', P4, {100: 20, 1000: 20, 5000: 20, 60000: 3})],
+            [('after', 'nbd', (60000,), 20)],
+            [('after', 'nbd-tcp', (60000,), 20)],
+        ]),
     },
 }
+# the series' NBD points alone, to run again after a change (t_r probed
+# every 1 ms since 2026-12-07: before, up to 50 ms late)
+MODES['full']['recovery-matrix-nbd'] = dict(time_budget=15 * 60, lanes=[
+    [('after', 'nbd', (100, 1000, 5000), 20)],
+    [('after', 'nbd-tcp', (100, 1000, 5000), 20)],
+    [('after', 'nbd', (60000,), 20)],
+    [('after', 'nbd-tcp', (60000,), 20)],
+])
+MODES['quick']['recovery-matrix'] = dict(time_budget=5 * 60, lanes=[
+    [('after', 'nbd-tcp', (100,), 2), ('upstream', 'nbd-tcp', (100,), 2)],
+    [('before', 'fuse', (100,), 2), ('after', 'nbd', (1000,), 2)],
+])
 
 
 def run_item(item, params, log):
@@ -74,6 +114,9 @@ def run_item(item, params, log):
     if item == 'hung':
         from retrybench import hung
         return hung.measure(log=log, **params)
+    if item in ('recovery-matrix', 'recovery-matrix-nbd'):
+        from retrybench import recovery
+        return recovery.matrix(log=log, **params)
     raise SystemExit('unknown item %s' % item)
 
 
@@ -84,16 +127,24 @@ def main():
     g.add_argument('--quick', action='store_true')
     g.add_argument('--full', action='store_true')
     ap.add_argument('--only', default=','.join(ITEMS),
-                    help='comma separated, of: %s' % ', '.join(ITEMS))
+                    help='comma separated, of: %s' % ', '.join(ITEMS + EXTRA_ITEMS))
     ap.add_argument('--plots', action='store_true', help='write bench/*.png (default: '
                     'with --full)')
+    ap.add_argument('--out', metavar='JSON', help='results file (default: '
+                    'build/bench-results/<mode>.json)')
+    ap.add_argument('--time-budget', metavar='SECONDS', type=int,
+                    help='recovery-matrix: begin no outage that could end later (default: '
+                    'the mode\'s)')
     ap.add_argument('--readme', metavar='JSON', help='print the README table of a results '
-                    'file and exit')
+                    'file (or of several, comma separated: the later ones\' recovery-matrix* '
+                    'cells replace the earlier ones\') and exit')
     a = ap.parse_args()
     from retrybench import report
     if a.readme:
-        with open(a.readme) as f:
-            res = json.load(f)
+        res = {}
+        for path in a.readme.split(','):
+            with open(path) as f:
+                res = report.merge_results(res, json.load(f))
         print(report.readme_table(res))
         if a.plots:
             for p in report.plots(res, HERE):
@@ -102,15 +153,22 @@ def main():
     mode = 'full' if a.full else 'quick'
     items = [i for i in a.only.split(',') if i]
     for i in items:
-        if i not in ITEMS:
+        if i not in ITEMS + EXTRA_ITEMS:
             ap.error('unknown item %s' % i)
     os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, '%s.json' % mode)
+    path = a.out or os.path.join(RESULTS, '%s.json' % mode)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     results = {}
     if os.path.exists(path):
         with open(path) as f:
             results = json.load(f)
-    cmd = 'bench/run.py --%s --only %s' % (mode, ','.join(items))
+    cmd = 'bench/run.py --%s --only %s%s%s' % (
+        mode, ','.join(items), ' --out %s' % a.out if a.out else '',
+        ' --time-budget %d' % a.time_budget if a.time_budget else '')
+    if a.time_budget:
+        for i in EXTRA_ITEMS:
+            if i in MODES[mode]:
+                MODES[mode][i]['time_budget'] = a.time_budget
     print('== %s (%s mode)' % (cmd, mode))
     failed = []
     for item in items:
@@ -132,6 +190,13 @@ def main():
         print('== %s: %.0f s' % (item, time.monotonic() - t0), flush=True)
     print()
     print(report.summary(results))
+    for i in EXTRA_ITEMS:
+        rm = results.get(i, {}).get('result')
+        if rm and i in items:
+            print()
+            print(report.matrix_table(rm))
+            print()
+            print(report.matrix_meta(rm))
     if a.full or a.plots:
         for p in report.plots(results, HERE):
             print('wrote %s' % os.path.relpath(p, TOP))

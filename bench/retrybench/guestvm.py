@@ -16,7 +16,9 @@ QEMU traces a few events with wall-clock time stamps (-msg timestamp=on,
 -D file): request submission and completion (virtio_blk_handle_*,
 virtio_blk_req_complete), the retry layer's parking and timeouts
 (blk_retry_park, blk_retry_timeout, blk_retry_attempt), and the NBD
-client's reconnect back-off (nbd_connect_thread_sleep).
+client's reconnect back-off (nbd_connect_thread_sleep) and, with the
+series' NBD patches, its attempts asked for (nbd_connect_thread_woken) and
+background connections (nbd_connect_thread_ready).
 """
 
 import argparse
@@ -24,9 +26,11 @@ import contextlib
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,7 +47,9 @@ from .qtestvirtio import PATCHED, UPSTREAM, wait_for_binary   # noqa: E402
 
 TRACE_EVENTS = ('virtio_blk_req_complete', 'virtio_blk_handle_write',
                 'virtio_blk_handle_read', 'blk_retry_park', 'blk_retry_timeout',
-                'blk_retry_attempt', 'nbd_connect_thread_sleep')
+                'blk_retry_attempt', 'nbd_connect_thread_sleep',
+                # the series' NBD patches (no such events in older binaries)
+                'nbd_connect_thread_woken', 'nbd_connect_thread_ready')
 
 
 def build_bench_guest():
@@ -98,8 +104,8 @@ def env():
 
 
 class BenchVM:
-    """one guest with `ndisks` virtio-blk disks on storage `kind` ('fuse'
-    or 'nbd'), bench-io started with `bio_args`"""
+    """one guest with `ndisks` virtio-blk disks on storage `kind` ('fuse',
+    'nbd' or 'nbd-tcp'), bench-io started with `bio_args`"""
 
     def __init__(self, name, kind, ndisks, policy, bio_args, binary=None, mem=256,
                  disk_mb=256):
@@ -124,7 +130,9 @@ class BenchVM:
                 st = FuseStorage(self.ctx, img, 'native')
                 st.mnt = os.path.join(self.ctx.workdir, 'fuse%d' % i)
             else:
-                st = NbdStorage(self.ctx, img, e['qsd'], 0)
+                # 'nbd': unix socket; 'nbd-tcp': TCP on 127.0.0.1 (a port
+                # free at set-up, kept across restarts of the daemon)
+                st = NbdStorage(self.ctx, img, e['qsd'], 0, tcp=kind == 'nbd-tcp')
                 st.sock = os.path.join(self.ctx.workdir, 'nbd%d.sock' % i)
             self.storages.append(st)
             disks.append(vm.Disk(st, 'virtio-blk', policy, node='disk%d' % i, index=i))
@@ -187,14 +195,45 @@ class BenchVM:
             st.fail()
 
     def restore(self, i=0):
-        """storage i is back when this returns (NBD: the daemon's socket
-        accepts connections)"""
+        """storage i is back when this returns; returns t_r (time.time()):
+        FUSE: the control write returned; NBD: the first connect() of a
+        probe that tries every 1 ms from before the daemon starts (the
+        harness's own wait polls every 50 ms: a QEMU client that asks for
+        a connection every 100 ms may connect, and its parked requests
+        complete, before that wait ends)"""
         st = self.storages[i]
         if self.kind == 'fuse':
             with open(os.path.join(st.mnt, 'ctl'), 'w') as f:
                 f.write('ok')
-        else:
+            return time.time()
+        found = []
+        halt = threading.Event()
+
+        def probe():
+            while not halt.is_set():
+                if st.tcp:
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    where = ('127.0.0.1', st.port)
+                else:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    where = st.sock
+                try:
+                    s.connect(where)
+                    found.append(time.time())
+                    return
+                except OSError:
+                    pass
+                finally:
+                    s.close()
+                time.sleep(0.001)
+        th = threading.Thread(target=probe, daemon=True, name='nbd-probe')
+        th.start()
+        try:
             st.restore()
+            th.join(5)
+        finally:
+            halt.set()
+        return found[0] if found else time.time()
 
     def send(self, text):
         self.ctx.console.send(text)

@@ -10,7 +10,8 @@ interval);
 then it comes back at t_r:
   fuse  'ok' written to failing-fuse's control file (the write returns once
         it switched; the loop device answers again at once)
-  nbd   qemu-storage-daemon started again; t_r = its socket accepts
+  nbd   qemu-storage-daemon started again; t_r = its socket accepts (a
+        probe tries to connect every 1 ms)
 and the time from t_r to each parked request's completion
 (virtio_blk_req_complete in QEMU's trace; a request is parked in this
 outage if it was submitted before t_r and completed after it) is one
@@ -23,59 +24,213 @@ and after each failure sleeps 1, 2, 4, 8, 16, 16 ... s (trace
 nbd_connect_thread_sleep), so the client has a connection again only at
 its first wake-up after t_r: t_c.  The lag t_c - t_r is the NBD client's,
 and the latency after t_c is the retry policy's; both are reported.
+
+Storage kinds: 'fuse' (loop/FUSE), 'nbd' (qemu-storage-daemon on a unix
+socket), 'nbd-tcp' (the same on 127.0.0.1, a TCP port kept across the
+daemon's restarts).
+
+Binaries (matrix(), issue 19), the same guest, storage and outages (the
+same seed, so the same outage lengths) on each:
+  after     the series (build/qemu, $QEMU): werror=retry,rerror=retry;
+            with its NBD patches, a retry attempt asks the NBD client for a
+            connection at once, and the client's reconnection resubmits
+            the parked requests (bdrv_storage_back)
+  before    the series without its NBD patches ($QEMU_BEFORE, default
+            build/qemu-nbd/build): werror=retry,rerror=retry
+  upstream  upstream QEMU ($QEMU_UPSTREAM), werror=stop,rerror=stop, and a
+            manager thread (KubeVirt-style) that every 1 s sends
+            query-status and, when the VM is paused on an I/O error
+            (io-error, or paused), query-block and cont.  Its 'interval'
+            only sets how long each outage lasts (1 s + [0, interval]).
+            "Parked" = the VM stopped (STOP); done = the VM running again
+            for 1.2 s without a new STOP.  The latency is measured as for
+            the others (t_r -> virtio_blk_req_complete of each request
+            submitted before t_r).
+The NBD client's reconnection t_c (for the lag) is its first connection
+attempt after t_r: the end of a back-off sleep (nbd_connect_thread_sleep),
+or, with the NBD patches, an attempt asked for (nbd_connect_thread_woken)
+or a background connection (nbd_connect_thread_ready), whichever is first.
 """
 
+import hashlib
+import multiprocessing
+import os
 import random
+import subprocess
+import threading
 import time
 
-from .guestvm import BenchVM, parse_trace, request_spans, stats
+from .guestvm import TOP, BenchVM, Fail, env, parse_trace, request_spans, stats
+from .qtestvirtio import PATCHED, UPSTREAM, wait_for_binary
 
 DEPTH = 16
+BEFORE = os.environ.get('QEMU_BEFORE') or os.path.join(
+    TOP, 'build/qemu-nbd/build/qemu-system-x86_64')
+VARIANTS = ('after', 'before', 'upstream')
+GOAL_MS = 50            # issue 19: p99 at most 50 ms, whatever the interval
+MANAGER_PERIOD = 1.0
 
 
-def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, seed=1):
+def binary_of(variant):
+    return {'after': PATCHED, 'before': BEFORE, 'upstream': UPSTREAM}[variant]
+
+
+def _n_outages(outages, point):
+    """outages: a count, or {point: count} with an optional 'default'"""
+    if isinstance(outages, dict):
+        return outages.get(point, outages.get(str(point), outages.get('default', 20)))
+    return outages
+
+
+class Manager(threading.Thread):
+    """the upstream baseline's manager: every `period` s query-status; when
+    the VM is paused on an error, query-block (what a manager reads to
+    see which disk) and cont"""
+
+    def __init__(self, qmp, period=MANAGER_PERIOD):
+        super().__init__(daemon=True, name='manager')
+        self.qmp = qmp
+        self.period = period
+        self.halt = threading.Event()
+        self.conts = []             # wall-clock times of the conts sent
+        self.errors = []
+
+    def run(self):
+        nxt = time.monotonic()
+        while not self.halt.is_set():
+            try:
+                st = self.qmp.cmd('query-status')
+                if st.get('status') in ('io-error', 'paused'):
+                    self.qmp.cmd('query-block')
+                    self.qmp.cmd('cont', check=False)
+                    self.conts.append(time.time())
+            except Fail as e:
+                self.errors.append(str(e))
+                if self.qmp.closed:
+                    return
+            nxt += self.period
+            self.halt.wait(max(0.0, nxt - time.monotonic()))
+
+    def stop(self):
+        self.halt.set()
+        self.join(5)
+
+
+def _last_runstate(qmp, since_mono):
+    """(event, arrival) of the last STOP/RESUME at or after since_mono"""
+    evs = [(t, ev['event']) for name in ('STOP', 'RESUME') for t, ev in qmp.named(name)
+           if t >= since_mono]
+    return max(evs) if evs else None
+
+
+def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, seed=1,
+             variant='after', deadline=None):
+    """one guest on storage `kind` with the binary of `variant`, every
+    point in turn; `deadline` (time.time()): no outage is begun that could
+    end after it (the points not reached are left out)"""
     rnd = random.Random(seed)
-    b = BenchVM('recovery-' + kind, kind, 1,
-                {'werror': 'retry', 'rerror': 'retry', 'retry_interval': 1000},
-                ['-w', '-d', str(DEPTH), '-p', '10'])
+    stop_mode = variant == 'upstream'
+    binary = binary_of(variant)
+    wait_for_binary(binary)
+    policy = ({'werror': 'stop', 'rerror': 'stop'} if stop_mode else
+              {'werror': 'retry', 'rerror': 'retry', 'retry_interval': 1000})
+    b = BenchVM('recovery-%s-%s' % (variant, kind), kind, 1, policy,
+                ['-w', '-d', str(DEPTH), '-p', '10'], binary=binary)
     marks = []          # (point, t_fail, t_restore, resubmit answer)
+    mgr = None
+    cut = []
     try:
         b.start()
+        if stop_mode:
+            mgr = Manager(b.qmp)
+            mgr.start()
         time.sleep(2)
         for point in points:
             interval = 1000 if point == 'resubmit' else point
-            b.set_retry(interval=interval)
-            for _ in range(outages):
+            if not stop_mode:
+                b.set_retry(interval=interval)
+            n = _n_outages(outages, point)
+            for k in range(n):
+                # worst case of one outage: 1 s + interval down, up to
+                # another interval (+ the NBD back-off) to recover
+                if deadline and time.time() + 2 * interval / 1000.0 + 20 > deadline:
+                    cut.append((point, k, n))
+                    log('  recovery %s %s %s: deadline, %d of %d outages' % (
+                        variant, kind, point, k, n))
+                    break
                 t_fail = time.time()
-                b.fail()
-                b.wait_parked(DEPTH)
+                t_fail_mono = time.monotonic()
+                if stop_mode:
+                    i0 = len(b.qmp.events)
+                    b.fail()
+                    b.qmp.wait_event('STOP', time.monotonic() + 30, start=i0)
+                else:
+                    b.fail()
+                    b.wait_parked(DEPTH)
                 time.sleep(rnd.uniform(1.0, 1.0 + interval / 1000.0))
                 n_end = len(b.qmp.named('BLOCK_IO_RETRY_END'))
-                b.restore()
-                t_r = time.time()
+                t_r = b.restore()
+                t_r_mono = time.monotonic() - (time.time() - t_r)
                 answer = None
                 if point == 'resubmit':
                     answer = b.qmp.cmd('block-retry-resubmit', {'id': b.qom(0)})
                 marks.append((point, t_fail, t_r, answer))
                 dl = time.monotonic() + interval / 1000.0 + 40
-                while len(b.qmp.named('BLOCK_IO_RETRY_END')) <= n_end:
+                while True:
+                    if stop_mode:
+                        last = _last_runstate(b.qmp, t_fail_mono)
+                        if (last and last[1] == 'RESUME' and
+                                time.monotonic() - max(last[0], t_r_mono) > 1.2):
+                            break
+                    elif len(b.qmp.named('BLOCK_IO_RETRY_END')) > n_end:
+                        break
                     if time.monotonic() > dl:
-                        raise RuntimeError('%s: no BLOCK_IO_RETRY_END %.0f s after the '
-                                           'restore' % (kind, interval / 1000.0 + 40))
+                        raise RuntimeError('%s %s: not recovered %.0f s after the restore' % (
+                            variant, kind, interval / 1000.0 + 40))
                     time.sleep(0.02)
                 time.sleep(0.3)           # healthy I/O between outages
+            if cut:
+                break
         time.sleep(0.5)
+        if mgr:
+            mgr.stop()
         ends = [ev for _, ev in b.qmp.named('BLOCK_IO_RETRY_END')]
+        stops = [t for t, _ in b.qmp.named('STOP')]
         b.stop_qemu()
         trace = parse_trace(b.trace)
     finally:
+        if mgr:
+            mgr.stop()
         b.close()
-    return analyse(kind, marks, trace, ends, log)
+    out = analyse(kind, marks, trace, ends, log, prefix='%s ' % variant)
+    if stop_mode:
+        per = _per_outage(mgr.conts, marks)
+        for point in {m[0] for m in marks}:
+            out[str(point)]['conts_per_outage'] = [c for c, m in zip(per, marks)
+                                                   if m[0] == point]
+        out['episodes'] = {'stops': len(stops), 'conts': len(mgr.conts),
+                           'manager_errors': mgr.errors[:5]}
+    if cut:
+        out['cut_by_deadline'] = [{'point': p, 'done': k, 'planned': n} for p, k, n in cut]
+    return out
 
 
-def analyse(kind, marks, trace, ends, log):
+def _per_outage(times, marks):
+    """how many of `times` (wall clock) fall in each outage (its failure to
+    the next one's)"""
+    out = []
+    for k, (_, t_fail, _, _) in enumerate(marks):
+        nxt = marks[k + 1][1] if k + 1 < len(marks) else float('inf')
+        out.append(sum(1 for t in times if t_fail <= t < nxt))
+    return out
+
+
+def analyse(kind, marks, trace, ends, log, prefix=''):
     spans = request_spans(trace)
     sleeps = [(t, int(f['timeout'])) for t, ev, f in trace if ev == 'nbd_connect_thread_sleep']
+    # with the NBD patches: an attempt asked for now, a background connection
+    asked = [t for t, ev, f in trace if ev in ('nbd_connect_thread_woken',
+                                                'nbd_connect_thread_ready')]
     res = {}
     for k, (point, t_fail, t_r, answer) in enumerate(marks):
         nxt = marks[k + 1][1] if k + 1 < len(marks) else float('inf')
@@ -86,9 +241,10 @@ def analyse(kind, marks, trace, ends, log):
         r['parked'].append(len(lat))
         if answer is not None:
             r['resubmitted'].append(answer.get('requests'))
-        if kind == 'nbd':
+        if kind.startswith('nbd'):
             # the connection thread's first wake-up (connect attempt) after t_r
             wake = [t + s for t, s in sleeps if t_fail <= t + s and t + s >= t_r and t < nxt]
+            wake += [t for t in asked if t_r <= t < nxt]
             if wake:
                 t_c = min(wake)
                 r['lag_ms'].append((t_c - t_r) * 1000)
@@ -98,19 +254,20 @@ def analyse(kind, marks, trace, ends, log):
         s = stats(r['lat_ms'])
         o = {'latency_ms': s, 'parked_per_outage': r['parked'],
              'outages': len(r['parked'])}
-        line = ('  recovery %-4s %-8s %2d outages, %3d parked requests: latency after the '
+        line = ('  recovery %s%-7s %-8s %2d outages, %3d parked requests: latency after the '
                 'storage is back p50 %.1f p99 %.1f max %.1f ms' % (
-                    kind, point, len(r['parked']), s['n'], s['p50'], s['p99'], s['max']))
+                    prefix, kind, point, len(r['parked']), s['n'], s['p50'], s['p99'], s['max']))
         if r['resubmitted']:
             o['resubmitted'] = r['resubmitted']
-        if kind == 'nbd':
+        if kind.startswith('nbd') and r['lag_ms']:
             o['nbd_lag_ms'] = stats(r['lag_ms'])
             o['after_connect_ms'] = stats(r['after_conn_ms'])
             line += ('; NBD client reconnect lag p50 %.0f max %.0f ms, latency after its '
                      'reconnection p99 %.1f max %.1f ms' % (
                          o['nbd_lag_ms']['p50'], o['nbd_lag_ms']['max'],
                          o['after_connect_ms']['p99'], o['after_connect_ms']['max']))
-        if any(n != r['parked'][0] for n in r['parked']) or r['parked'][0] != DEPTH:
+        if r['parked'] and (any(n != r['parked'][0] for n in r['parked']) or
+                            r['parked'][0] != DEPTH):
             line += ' (parked per outage: %s)' % r['parked']
         log(line)
         out[str(point)] = o
@@ -123,3 +280,94 @@ def analyse(kind, marks, trace, ends, log):
 def measure(kinds=('fuse', 'nbd'), points=(100, 1000, 5000, 'resubmit'), outages=20,
             log=print):
     return {k: run_kind(k, points, outages, log) for k in kinds}
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for blk in iter(lambda: f.read(1 << 20), b''):
+            h.update(blk)
+    return h.hexdigest()
+
+
+def _git_head(path):
+    """HEAD of the git tree the binary was built from (its build dir's
+    parent), or None"""
+    tree = os.path.dirname(os.path.dirname(os.path.realpath(path)))
+    try:
+        return subprocess.run(['git', '-C', tree, 'rev-parse', 'HEAD'], capture_output=True,
+                              text=True, check=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _lane(lane, deadline, q):
+    """one process: the jobs of `lane` in turn"""
+    for variant, kind, points, outages in lane:
+        tag = '[%s %s]' % (variant, kind)
+        try:
+            r = run_kind(kind, points, outages, variant=variant, deadline=deadline,
+                         log=lambda m, tag=tag: print('%s %s' % (tag, m.strip()), flush=True))
+        except Exception as e:          # pylint: disable=broad-except
+            import traceback
+            traceback.print_exc()
+            r = {'error': repr(e)}
+        q.put((variant, kind, r))
+
+
+def matrix(lanes, log=print, time_budget=None):
+    """issue 19: recovery latency per (binary, storage kind, point).
+    lanes: [[(variant, kind, points, outages), ...], ...]: each lane runs
+    its jobs in turn in its own process, and the lanes run at the same
+    time (a guest whose requests are parked is idle: most of a long
+    interval's run is waiting).  time_budget (s): no outage begins that
+    could end later than that after the start."""
+    e = env()                   # the bench guest built once, before the lanes fork
+    t0 = time.time()
+    deadline = time.time() + time_budget if time_budget else None
+    meta = {'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+            'series_commit': _git_head(PATCHED), 'goal_p99_ms': GOAL_MS,
+            'manager_period_s': MANAGER_PERIOD, 'storage_daemon': e['qsd'],
+            'storage_daemon_sha256': _sha256(e['qsd']),
+            'lanes': [[list(j[:2]) for j in lane] for lane in lanes],
+            'binaries': {}}
+    for v in VARIANTS:
+        path = binary_of(v)
+        wait_for_binary(path)
+        meta['binaries'][v] = {'path': path, 'sha256': _sha256(path),
+                               'tree_head': _git_head(path)}
+    for v, m in meta['binaries'].items():
+        log('  %-8s %s sha256 %s (tree at %s)' % (v, m['path'], m['sha256'][:16],
+                                                  (m['tree_head'] or '?')[:12]))
+    ctx = multiprocessing.get_context('fork')
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_lane, args=(lane, deadline, q), name='lane%d' % i)
+             for i, lane in enumerate(lanes)]
+    for p in procs:
+        p.start()
+    out = {'meta': meta}
+    want = sum(len(lane) for lane in lanes)
+    got = 0
+    while got < want:
+        try:
+            variant, kind, r = q.get(timeout=5)
+        except Exception:                # pylint: disable=broad-except  (queue.Empty)
+            if not any(p.is_alive() for p in procs) and q.empty():
+                break
+            continue
+        got += 1
+        # two lanes may run points of the same (variant, kind): merge
+        cell = out.setdefault(variant, {}).setdefault(kind, {})
+        for k, v in r.items():
+            if k in cell and isinstance(v, list):
+                cell[k] = cell[k] + v
+            elif k in cell and isinstance(v, dict) and k == 'episodes':
+                cell[k] = {e: cell[k].get(e, 0) + n if isinstance(n, (int, float)) else n
+                           for e, n in v.items()}
+            else:
+                cell[k] = v
+    for p in procs:
+        p.join(30)
+    meta['seconds'] = round(time.time() - t0, 1)
+    meta['time_budget_s'] = time_budget
+    return out

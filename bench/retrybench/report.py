@@ -11,8 +11,8 @@ def _med(xs):
     return statistics.median(xs) if xs else float('nan')
 
 
-def rows(results):
-    """[(benchmark, measured, goal)]"""
+def rows(results, matrix=True):
+    """[(benchmark, measured, goal)] (matrix: with recovery-matrix's cells)"""
     out = []
     fp = results.get('fastpath', {}).get('result')
     if fp:
@@ -53,6 +53,20 @@ def rows(results):
                               o['after_connect_ms']['p99']))
                 out.append(('recovery latency, %s, %s' % (
                     'loop/FUSE' if kind == 'fuse' else 'NBD (unix socket)', what), m, goal))
+    rm = results.get('recovery-matrix', {}).get('result')
+    if rm and matrix:
+        for variant, kind, point, o in matrix_cells(rm):
+            s = o['latency_ms']
+            m = 'p50 %.0f, **p99 %.0f**, max %.0f ms (%d requests, %d outages); p99 / %d ms = ' \
+                '**%.1f**' % (s['p50'], s['p99'], s['max'], s['n'], o['outages'], GOAL_MS,
+                              s['p99'] / GOAL_MS)
+            if o.get('nbd_lag_ms'):
+                m += '; NBD client\'s first attempt after the server is back: p50 %.0f, ' \
+                     'max %.0f ms' % (o['nbd_lag_ms']['p50'], o['nbd_lag_ms']['max'])
+            out.append(('recovery latency, %s, %s, %s' % (
+                VARIANT_LABEL[variant], KIND_LABEL[kind], 'interval %s ms' % point
+                if variant != 'upstream' else 'outages of 1 s + [0, %s ms]' % point),
+                m, 'p99 at most %d ms' % GOAL_MS))
     to = results.get('timeout', {}).get('result')
     if to:
         for tmo in sorted((k for k in to if k.isdigit()), key=int):
@@ -142,10 +156,111 @@ def rows(results):
     return out
 
 
+GOAL_MS = 50
+VARIANT_LABEL = {'after': 'series (with its NBD patches), werror=retry',
+                 'before': 'series without its NBD patches, werror=retry',
+                 'upstream': 'upstream, werror=stop + manager (cont, 1 s poll)'}
+KIND_LABEL = {'fuse': 'loop/FUSE', 'nbd': 'NBD unix', 'nbd-tcp': 'NBD TCP'}
+
+
+def matrix_cells(rm):
+    """[(variant, kind, point, result)] of a recovery-matrix result, in
+    table order"""
+    out = []
+    for kind in ('fuse', 'nbd', 'nbd-tcp'):
+        points = sorted({int(p) for v in ('after', 'before', 'upstream')
+                         for p in (rm.get(v, {}).get(kind) or {}) if p.isdigit()})
+        for point in points:
+            for variant in ('after', 'before', 'upstream'):
+                o = (rm.get(variant, {}).get(kind) or {}).get(str(point))
+                if o and o['latency_ms']['n']:
+                    out.append((variant, kind, point, o))
+    return out
+
+
+def matrix_table(rm):
+    """issue 19's table: one line per (storage, interval, binary)"""
+    lines = ['| storage | retry-interval (ms) | binary | p50 (ms) | p99 (ms) | max (ms) | '
+             'p99 / 50 ms | requests (outages) | NBD client: first attempt after the '
+             'server is back, p50 / max (ms) | notes |',
+             '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
+    short = {'after': 'after (0001-0013)', 'before': 'before (0001-0010)',
+             'upstream': 'upstream stop + manager'}
+    for variant, kind, point, o in matrix_cells(rm):
+        s = o['latency_ms']
+        lag = o.get('nbd_lag_ms')
+        notes = []
+        if o.get('source') and 'recovery-matrix-nbd' in o['source']:
+            notes.append('from the recovery-matrix-nbd run')
+        if o.get('conts_per_outage'):
+            c = sorted(o['conts_per_outage'])
+            notes.append('cont per outage: median %d, max %d' % (c[len(c) // 2], c[-1]))
+        lines.append('| %s | %s | %s | %.0f | **%.0f** | %.0f | %s | %d (%d) | %s | %s |' % (
+            KIND_LABEL[kind], point if variant != 'upstream' else '(%s)' % point,
+            short[variant], s['p50'], s['p99'], s['max'],
+            ('%.2f' if s['p99'] < 10 * GOAL_MS else '%.0f') % (s['p99'] / GOAL_MS),
+            s['n'], o['outages'],
+            '%.0f / %.0f' % (lag['p50'], lag['max']) if lag and lag.get('n') else '',
+            '; '.join(notes)))
+    return '\n'.join(lines)
+
+
+def merge_results(a, b):
+    """results a updated with b; recovery-matrix* items are merged into
+    one 'recovery-matrix' cell by cell (b's (binary, kind, point) replace
+    a's), with each source's command, date and meta kept"""
+    out = dict(a)
+    for item, v in b.items():
+        if not item.startswith('recovery-matrix') or not isinstance(v, dict):
+            out[item] = v
+            continue
+        cur = out.setdefault('recovery-matrix', {'result': {}, 'sources': []})
+        cur.setdefault('sources', [])
+        cur['sources'].append({'command': v.get('command'), 'date': v.get('date'),
+                               'meta': v['result'].get('meta')})
+        cur['command'] = ' + '.join(x['command'] for x in cur['sources'])
+        cur['date'] = ', '.join(str(x['date']) for x in cur['sources'])
+        r = cur['result']
+        for variant, kinds in v['result'].items():
+            if variant == 'meta':
+                r.setdefault('meta', kinds)
+                continue
+            for kind, cell in kinds.items():
+                c = r.setdefault(variant, {}).setdefault(kind, {})
+                for k, x in cell.items():
+                    if k.isdigit():
+                        c[k] = dict(x, source=v.get('command'))
+                    elif k not in c:
+                        c[k] = x
+    return out
+
+
+def matrix_meta(rm):
+    m = rm.get('meta', {})
+    out = ['Series at %s; %s.' % (m.get('series_commit', '?'), m.get('date', '?'))]
+    for v, b in (m.get('binaries') or {}).items():
+        out.append('%s: `%s` sha256 %s (tree at %s).' % (v, b['path'], b['sha256'],
+                                                          (b.get('tree_head') or '?')[:12]))
+    cut = ['%s %s %s: %d of %d outages' % (v, k, c['point'], c['done'], c['planned'])
+           for v in ('after', 'before', 'upstream') for k, r in (rm.get(v) or {}).items()
+           for c in r.get('cut_by_deadline', [])]
+    if cut:
+        out.append('Cut by the time budget: %s.' % ', '.join(cut))
+    err = ['%s %s: %s' % (v, k, r['error']) for v in ('after', 'before', 'upstream')
+           for k, r in (rm.get(v) or {}).items() if 'error' in r]
+    if err:
+        out.append('Failed: %s.' % '; '.join(err))
+    return ' '.join(out)
+
+
 def readme_table(results):
     lines = ['| benchmark | measured | goal |', '| --- | --- | --- |']
-    for what, m, goal in rows(results):
+    for what, m, goal in rows(results, matrix=False):
         lines.append('| %s | %s | %s |' % (what, m, goal))
+    rm = results.get('recovery-matrix', {}).get('result')
+    if rm:
+        lines += ['', 'Recovery latency per binary (goal: p99 at most %d ms):' % GOAL_MS, '',
+                  matrix_table(rm), '', matrix_meta(rm)]
     cmds = ['%s: `%s` (%s)' % (k, v.get('command', '?'), v.get('date', '?'))
             for k, v in results.items() if isinstance(v, dict)]
     return '\n'.join(lines) + '\n\nProduced by: ' + '; '.join(cmds) + '.'
