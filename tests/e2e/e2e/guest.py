@@ -8,9 +8,12 @@ guest/workload.c)."""
 
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import time
 
-from .base import CACHE, HERE, Fail, check, kv, run_cmd, wait_until
+from .base import BIN, CACHE, HERE, Fail, check, kv, run_cmd, wait_until
 
 
 def build_guest():
@@ -168,3 +171,44 @@ def check_guest_clean(res, fails):
     check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
           'data not verified')
     check(res.get('fsck_rc') == 0, fails, 'guest fsck: rc=%s' % res.get('fsck_rc'))
+
+
+def acks_on_console(ctx):
+    """(dir, seq) of every E2E-ACK the guests printed (e2e.acks=1)"""
+    return [(m.group(1), int(m.group(2)))
+            for _, _, _, m in ctx.console.find(r'E2E-ACK d=(\S+) s=(\d+)')]
+
+
+def host_verify(ctx, image, fmt, acks):
+    """every acknowledged file, checked on the host in a raw copy of the
+    image, mounted (which replays the journal), then e2fsck -fn of the copy
+    (after the replay: e2fsck -n cannot replay a journal, and would report
+    what it finds before the replay).  Returns (E2E-HOSTVERIFY counts, the
+    verifier's output, e2fsck's rc, e2fsck's first findings); ok only if
+    counts['checked'] == counts['ok'] == len(acks)."""
+    work = tempfile.mkdtemp(prefix='verify-', dir=ctx.workdir)
+    try:
+        copy = os.path.join(work, 'disk.img')
+        run_cmd([ctx.env['qemu_img'], 'convert', '-U', '-f', fmt, '-O', 'raw', image, copy],
+                timeout=600)
+        acklist = os.path.join(work, 'acks.txt')
+        with open(acklist, 'w') as f:
+            f.writelines('%s %d\n' % a for a in acks)
+        mnt = os.path.join(work, 'mnt')
+        os.makedirs(mnt)
+        run_cmd(['mount', '-o', 'loop', copy, mnt], timeout=60)
+        try:
+            r = subprocess.run([os.path.join(BIN, 'e2e-workload'), '-V', acklist, '-m', mnt],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               universal_newlines=True, timeout=300)
+        finally:
+            run_cmd(['umount', mnt], timeout=60, check=False)
+        fsck = subprocess.run(['e2fsck', '-fn', copy], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    m = re.search(r'E2E-HOSTVERIFY (.*)', r.stdout)
+    counts = kv(m.group(1)) if m else {}
+    findings = [ln for ln in fsck.stdout.splitlines()
+                if ln.strip() and not ln.startswith(('Pass ', 'e2fsck '))][:3]
+    return counts, r.stdout.strip()[-300:], fsck.returncode, findings

@@ -39,13 +39,11 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import tempfile
 import time
 
 from . import base
-from .base import BIN, Fail, kv, run_cmd, wait_until
-from .guest import guest_append, last_progress
+from .base import Fail, kv, run_cmd, wait_until
+from .guest import guest_append, host_verify, last_progress
 from .runner import Ctx
 from .scenarios.common import check_episodes, make_storage, new_image
 from .vm import Disk, Qemu
@@ -361,13 +359,18 @@ class Torture:
         q.qmp.cmd('system_reset')
         self.after_reboot(in_outage)
 
-    def op_migrate(self, in_outage=False):
-        src = self.q
+    def start_migration(self, bandwidth):
+        """a destination QEMU, and the current one migrating to it"""
         sock = os.path.join(self.ctx.workdir, 'mig-%d.sock' % (self.n_qemu + 1))
         dst = self.new_qemu(spec=self.spec, incoming='unix:' + sock)
         dst.start(self.ctx.console, current=False)
-        src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': 1 << 30})
-        src.qmp.cmd('migrate', {'uri': 'unix:' + sock})
+        self.q.qmp.cmd('migrate-set-parameters', {'max-bandwidth': bandwidth})
+        self.q.qmp.cmd('migrate', {'uri': 'unix:' + sock})
+        return dst
+
+    def op_migrate(self, in_outage=False):
+        src = self.q
+        dst = self.start_migration(1 << 30)
         st = None
         dl = time.monotonic() + 120
         while time.monotonic() < dl:
@@ -471,11 +474,7 @@ class Torture:
 
     def op_migrate_cancel(self, in_outage=False):
         src = self.q
-        sock = os.path.join(self.ctx.workdir, 'mig-%d.sock' % (self.n_qemu + 1))
-        dst = self.new_qemu(spec=self.spec, incoming='unix:' + sock)
-        dst.start(self.ctx.console, current=False)
-        src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': 1 << 20})
-        src.qmp.cmd('migrate', {'uri': 'unix:' + sock})
+        dst = self.start_migration(1 << 20)
         time.sleep(self.rng.uniform(0.1, 2))
         src.qmp.cmd('migrate_cancel')
         wait_until(lambda: src.qmp.cmd('query-migrate').get('status') in
@@ -600,42 +599,15 @@ class Torture:
     def host_verify(self):
         """every file the guest ever acknowledged, checked on the host in a
         copy of the image (journal replayed by mounting it)"""
-        ctx = self.ctx
-        work = tempfile.mkdtemp(prefix='torture-verify-', dir=ctx.workdir)
-        copy = os.path.join(work, 'disk.img')
-        run_cmd(['cp', '--sparse=always', self.image, copy], timeout=600)
-        mnt = os.path.join(work, 'mnt')
-        os.makedirs(mnt)
-        acklist = os.path.join(work, 'acks.txt')
-        with open(acklist, 'w') as f:
-            for d, s in self.acks:
-                f.write('%s %d\n' % (d, s))
-        run_cmd(['mount', '-o', 'loop', copy, mnt], timeout=60)
-        try:
-            r = subprocess.run([os.path.join(BIN, 'e2e-workload'), '-V', acklist, '-m', mnt],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               universal_newlines=True, timeout=300)
-        finally:
-            run_cmd(['umount', mnt], timeout=60, check=False)
-        m = re.search(r'E2E-HOSTVERIFY (.*)', r.stdout)
-        self.verify = kv(m.group(1)) if m else {}
-        if r.returncode != 0 or not m:
-            self.problem('host verification: %s' % r.stdout.strip()[-400:])
-        elif not (self.acks and self.verify.get('checked') == len(self.acks) and
-                  self.verify.get('ok') == len(self.acks)):
+        self.verify, out, self.fsck_rc, self.fsck_out = host_verify(
+            self.ctx, self.image, 'raw', self.acks)
+        if not (self.acks and self.verify.get('checked') == len(self.acks) and
+                self.verify.get('ok') == len(self.acks)):
             self.problem('host verification of %d acknowledged files: %s' % (
-                len(self.acks), m.group(0)))
-        # e2fsck after the mount replayed the journal (an unreplayed journal
-        # is no inconsistency, but e2fsck -n cannot replay it and reports
-        # what it would find before the replay): it must be clean
-        fsck = subprocess.run(['e2fsck', '-fn', copy], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, universal_newlines=True)
-        self.fsck_rc = fsck.returncode
-        self.fsck_out = [ln for ln in fsck.stdout.splitlines()
-                         if ln.strip() and not ln.startswith(('Pass ', 'e2fsck '))][:3]
-        if fsck.returncode != 0:
+                len(self.acks), out))
+        if self.fsck_rc != 0:
             self.problem('host e2fsck -fn of the image (journal replayed): rc=%d %s' % (
-                fsck.returncode, ' / '.join(self.fsck_out)))
+                self.fsck_rc, ' / '.join(self.fsck_out)))
 
     def summary(self):
         v = getattr(self, 'verify', {})

@@ -28,17 +28,14 @@ monitor; the baseline only records (its data must still verify).
 import contextlib
 import json
 import os
-import re
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 
-from ..base import BIN, Fail, check, kv, run_cmd, wait_until
+from ..base import Fail, check, kv, run_cmd, wait_until
 from ..runner import upstream_qemu
-from ..guest import (boot, check_guest_clean, finish, guest_append, last_progress,
-                     outage_wait, wait_hung, warmup)
+from ..guest import (acks_on_console, boot, check_guest_clean, finish, guest_append,
+                     last_progress, outage_wait, wait_hung, warmup)
+from ..guest import host_verify as guest_host_verify
 from ..storage import FileStorage, NbdStorage
 from .common import (StopManager, check_episodes, common_setup, make_qemu, new_image,
                      retry_policy)
@@ -574,40 +571,17 @@ PREPARE = {'migrate-cancel': migrate_prepare}
 def host_verify(run, fails):
     """every file the guest acknowledged, in a copy of the image (mounted:
     the journal is replayed), then e2fsck -fn of the copy"""
-    ctx = run.ctx
-    acks = [(m.group(1), int(m.group(2)))
-            for _, _, _, m in ctx.console.find(r'E2E-ACK d=(\S+) s=(\d+)')]
-    work = tempfile.mkdtemp(prefix='verify-', dir=ctx.workdir)
-    copy = os.path.join(work, 'disk.img')
+    acks = acks_on_console(run.ctx)
     path, fmt = run.verify_image or (run.st.image_path, run.st.fmt)
-    run_cmd([ctx.env['qemu_img'], 'convert', '-U', '-f', fmt, '-O', 'raw', path, copy],
-            timeout=300)
-    acklist = os.path.join(work, 'acks.txt')
-    with open(acklist, 'w') as f:
-        f.writelines('%s %d\n' % a for a in acks)
-    mnt = os.path.join(work, 'mnt')
-    os.makedirs(mnt)
-    run_cmd(['mount', '-o', 'loop', copy, mnt], timeout=60)
-    try:
-        r = subprocess.run([os.path.join(BIN, 'e2e-workload'), '-V', acklist, '-m', mnt],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           universal_newlines=True, timeout=300)
-    finally:
-        run_cmd(['umount', mnt], timeout=60, check=False)
-    fsck = subprocess.run(['e2fsck', '-fn', copy], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, universal_newlines=True)
-    shutil.rmtree(work, ignore_errors=True)
-    m = re.search(r'E2E-HOSTVERIFY (.*)', r.stdout)
-    v = kv(m.group(1)) if m else {}
+    v, out, fsck_rc, findings = guest_host_verify(run.ctx, path, fmt, acks)
     check(acks and v.get('checked') == len(acks) and v.get('ok') == len(acks), fails,
-          'host verification of %d acknowledged files: %s' % (len(acks),
-                                                             r.stdout.strip()[-200:]))
+          'host verification of %d acknowledged files: %s' % (len(acks), out[-200:]))
     # a guest that lost its disk, or was told of the error, may leave the
     # journal aborted: e2fsck's verdict is then recorded, not required
     if not run.guest_lost_disk:
-        check(fsck.returncode == 0, fails, 'host e2fsck -fn: rc=%d %s' % (
-            fsck.returncode, fsck.stdout.strip()[-200:]))
-    return len(acks), v, fsck.returncode
+        check(fsck_rc == 0, fails, 'host e2fsck -fn: rc=%d %s' % (fsck_rc,
+                                                                 ' / '.join(findings)))
+    return len(acks), v, fsck_rc
 
 
 def run_op(ctx, device, storage, variant, name):
