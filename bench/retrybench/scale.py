@@ -30,7 +30,8 @@ import shutil
 import tempfile
 import time
 
-from .qtestvirtio import PATCHED, UPSTREAM, Dev, Machine, device_args, prepare_indirect
+from .binaries import PATCHED, UPSTREAM
+from .qtestvirtio import Dev, Machine, device_args, prepare_indirect
 
 QSIZE = 1024
 WARM_ATTEMPTS = 3      # massif: heap growth measured after these
