@@ -28,9 +28,10 @@ usage: bench/run.py [--quick | --full] [--only ITEM,...] [--plots] [--out JSON]
 Results (JSON) go to build/bench-results/<mode>.json (or --out), each item's
 with its provenance: the date, the workspace's and the series' commits (git
 HEAD of this repository and of the patched binary's tree) and the sha256 of
-every QEMU binary (retrybench/binaries.py); --readme JSON prints
-the README table from such a file (with --plots: and writes the plots).  Needs root (loop devices, FUSE) for the
-guest items, valgrind for fastpath and scale, python3-matplotlib for plots.
+every QEMU binary (retrybench/binaries.py); --readme JSON prints the README
+table from such a file (with --plots: and writes the plots).  Needs root
+(loop devices, FUSE) for the guest items, valgrind for fastpath and scale,
+python3-matplotlib for plots.
 """
 
 import argparse
@@ -178,7 +179,8 @@ def main():
     from retrybench import binaries
     prov = binaries.provenance()
     print('== workspace %s%s, series %s; %s' % (
-        (prov['workspace_commit'] or '?')[:12], ' (with changes)' if prov['workspace_dirty'] else '',
+        (prov['workspace_commit'] or '?')[:12],
+        ' (with changes)' if prov['workspace_dirty'] else '',
         (prov['series_commit'] or '?')[:12],
         ', '.join('%s sha256 %s' % (k, v['sha256'][:16]) for k, v in prov['binaries'].items())))
     failed = []

@@ -74,6 +74,13 @@ suite_workspace() {
             echo "not ok $n $(basename "$t")" >> "$log"
         fi
     done
+    # the Python of the tests and the benchmarks, with .flake8's settings
+    n=$((n + 1))
+    if (cd "$top" && flake8 tests bench) >> "$log" 2>&1; then
+        echo "ok $n flake8 tests bench" >> "$log"
+    else
+        echo "not ok $n flake8 tests bench (Debian package flake8)" >> "$log"
+    fi
     [ "$want" -gt 0 ] && [ $n = "$want" ] ||
         echo "not ok - $n workspace tests, tests/expected pins $want" >> "$log"
     record workspace $(tap_count "$log") $((SECONDS - t0))

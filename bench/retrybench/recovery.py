@@ -225,8 +225,8 @@ def analyse(kind, marks, trace, ends, log, prefix=''):
     spans = request_spans(trace)
     sleeps = [(t, int(f['timeout'])) for t, ev, f in trace if ev == 'nbd_connect_thread_sleep']
     # with the NBD patches: an attempt asked for now, a background connection
-    asked = [t for t, ev, f in trace if ev in ('nbd_connect_thread_woken',
-                                                'nbd_connect_thread_ready')]
+    asked = [t for t, ev, f in trace
+             if ev in ('nbd_connect_thread_woken', 'nbd_connect_thread_ready')]
     res = {}
     for k, (point, t_fail, t_r, answer) in enumerate(marks):
         nxt = marks[k + 1][1] if k + 1 < len(marks) else float('inf')

@@ -176,5 +176,3 @@ def main(doc=None):
     print('total %.0f s' % (time.monotonic() - t0))
     print('%d passed, %d failed, 0 skipped' % (counts['PASS'], counts['FAIL']))
     return 1 if counts['FAIL'] else 0
-
-
