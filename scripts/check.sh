@@ -246,24 +246,24 @@ suite_iotests() {
                     echo "$t"
                 done)
         want=$(pinned "iotests-$fmt")
-        check_defined "iotests-$fmt" "$(echo "$flist" | grep -c .)" "$want" "the list (iotests_list)" > "$log.pre"
         (cd "$d" && timeout 1800 ../../pyvenv/bin/python3 ./check -tap -$fmt $flist) \
             > "$log" 2>&1 || true
-        cat "$log.pre" >> "$log" && rm -f "$log.pre"
-        for t in $(series_iotests); do
-            if grep -qE "^ok $fmt $t # SKIP" "$log"; then
-                echo "not ok 0 iotests -$fmt: the series' test $t did not run" >> "$log"
-            fi
-        done
-        # one result per test of the list, or the run broke
         n=$(grep -cE '^(not )?ok ' "$log")
-        [ "$want" -gt 0 ] && [ "$n" = "$want" ] ||
-            echo "not ok 0 iotests -$fmt: $n results, tests/expected pins $want tests" >> "$log"
-        # as many upstream tests not run as pinned: one more is a test that
-        # stopped running here
         c3=$(grep -cE '^ok .*# *(SKIP|skip)' "$log")
-        [ "$c3" = "$(pinned "iotests-$fmt" 4)" ] ||
-            echo "not ok 0 iotests -$fmt: $c3 tests not run, tests/expected pins $(pinned "iotests-$fmt" 4)" >> "$log"
+        {
+            check_defined "iotests-$fmt" "$(echo "$flist" | grep -c .)" "$want" "the list (iotests_list)"
+            for t in $(series_iotests); do
+                grep -qE "^ok $fmt $t # SKIP" "$log" &&
+                    echo "not ok 0 iotests -$fmt: the series' test $t did not run"
+            done
+            # one result per test of the list, or the run broke
+            [ "$want" -gt 0 ] && [ "$n" = "$want" ] ||
+                echo "not ok 0 iotests -$fmt: $n results, tests/expected pins $want tests"
+            # as many upstream tests not run as pinned: one more is a test
+            # that stopped running here
+            [ "$c3" = "$(pinned "iotests-$fmt" 4)" ] ||
+                echo "not ok 0 iotests -$fmt: $c3 tests not run, tests/expected pins $(pinned "iotests-$fmt" 4)"
+        } >> "$log"
         read -r c1 c2 c3 < <(tap_count "$log")
         pass=$((pass + c1)); fail=$((fail + c2)); skip=$((skip + c3))
         # "not run", with the reason the test gave (TAP mode prints none)
