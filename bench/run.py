@@ -159,7 +159,6 @@ def main():
     for i in items:
         if i not in ITEMS + EXTRA_ITEMS:
             ap.error('unknown item %s' % i)
-    os.makedirs(RESULTS, exist_ok=True)
     path = a.out or os.path.join(RESULTS, '%s.json' % mode)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     results = {}
