@@ -30,10 +30,10 @@ source: deps
 	@mkdir -p build && $(S)/fetch-qemu.sh build/.src-check >/dev/null && rm -rf build/.src-check
 
 tree: deps
-	@$(S)/tree.sh $(if $(filter 1 yes,$(FORCE)),--force)
+	@$(S)/tree.sh qemu $(if $(filter 1 yes,$(FORCE)),--force)
 
 tree-upstream: deps
-	@$(S)/tree.sh --upstream
+	@$(S)/tree.sh qemu --upstream
 
 build: tree
 	@$(S)/build.sh
@@ -47,7 +47,7 @@ build-asan: tree
 	@$(S)/build.sh --asan
 
 export:
-	@$(S)/export.sh
+	@$(S)/export.sh qemu
 
 # QEMU's own test programs in the patched and upstream builds, for the gate
 # (scripts/gate.py): ninja's default target in both
@@ -59,7 +59,7 @@ build-gate: build build-upstream
 check: build build-upstream build-asan build-libvirt build-gate
 	@$(S)/check.sh
 
-check-workspace: tree
+check-workspace: tree libvirt-tree
 	@$(S)/check.sh workspace
 # QEMU's own suites on the series, compared with upstream (quick: upstream
 # runs only what the series fails; full: both whole, migration-test --full)
@@ -95,30 +95,30 @@ torture: build build-asan
 # 11.3.0 source package, built with the QEMU driver only (README, "libvirt")
 .PHONY: libvirt-tree build-libvirt export-libvirt check-libvirt check-libvirt-quilt
 libvirt-tree: deps
-	@$(S)/libvirt-tree.sh $(if $(filter 1 yes,$(FORCE)),--force)
+	@$(S)/tree.sh libvirt $(if $(filter 1 yes,$(FORCE)),--force)
 build-libvirt: libvirt-tree
 	@$(S)/libvirt-build.sh
 export-libvirt:
-	@$(S)/libvirt-export.sh
+	@$(S)/export.sh libvirt
 # libvirt's tests of what the series touches, and the end-to-end run
 check-libvirt: build build-upstream build-libvirt
 	@$(S)/check.sh libvirt
 # The libvirt series applies with quilt inside Debian's libvirt source package
 check-libvirt-quilt: deps
-	@$(S)/check-libvirt-quilt.sh
+	@$(S)/check-quilt.sh libvirt
 # Every libvirt patch builds on its own, passes the tests and syntax-check
 # (slow: one build per patch)
 .PHONY: check-libvirt-series
 check-libvirt-series: libvirt-tree
-	@$(S)/check-libvirt-series.sh
+	@$(S)/check-series.sh libvirt
 
 # Every patch builds on its own and passes checkpatch (slow: one build per patch)
 check-series: tree
-	@$(S)/check-series.sh
+	@$(S)/check-series.sh qemu
 
 # The series applies with quilt inside Debian's source package
 check-quilt: deps
-	@$(S)/check-quilt.sh
+	@$(S)/check-quilt.sh qemu
 
 demo: build build-upstream
 	@QEMU=build/qemu/build/qemu-system-x86_64 \

@@ -23,11 +23,15 @@ lists the modules; the README's "Benchmarks" section shows the results).
             its lanes run at the same time
 
 usage: bench/run.py [--quick | --full] [--only ITEM,...] [--plots] [--out JSON]
-  --quick   (make bench, CI) small counts, prints the results, no thresholds
+  --quick   (make bench) small counts, prints the results, no thresholds
   --full    (make bench-full) the README's figures; writes bench/*.png
-Results (JSON) go to build/bench-results/<mode>.json (or --out); --readme JSON prints
-the README table from such a file (with --plots: and writes the plots).  Needs root (loop devices, FUSE) for the
-guest items, valgrind for fastpath and scale, python3-matplotlib for plots.
+Results (JSON) go to build/bench-results/<mode>.json (or --out), each item's
+with its provenance: the date, the workspace's and the series' commits (git
+HEAD of this repository and of the patched binary's tree) and the sha256 of
+every QEMU binary (retrybench/binaries.py); --readme JSON prints the README
+table from such a file (with --plots: and writes the plots).  Needs root
+(loop devices, FUSE) for the guest items, valgrind for fastpath and scale,
+python3-matplotlib for plots.
 """
 
 import argparse
@@ -155,7 +159,6 @@ def main():
     for i in items:
         if i not in ITEMS + EXTRA_ITEMS:
             ap.error('unknown item %s' % i)
-    os.makedirs(RESULTS, exist_ok=True)
     path = a.out or os.path.join(RESULTS, '%s.json' % mode)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     results = {}
@@ -170,6 +173,15 @@ def main():
             if i in MODES[mode]:
                 MODES[mode][i]['time_budget'] = a.time_budget
     print('== %s (%s mode)' % (cmd, mode))
+    # what every item's result records: date, workspace and series commits,
+    # the binaries' sha256
+    from retrybench import binaries
+    prov = binaries.provenance()
+    print('== workspace %s%s, series %s; %s' % (
+        (prov['workspace_commit'] or '?')[:12],
+        ' (with changes)' if prov['workspace_dirty'] else '',
+        (prov['series_commit'] or '?')[:12],
+        ', '.join('%s sha256 %s' % (k, v['sha256'][:16]) for k, v in prov['binaries'].items())))
     failed = []
     for item in items:
         t0 = time.monotonic()
@@ -184,7 +196,7 @@ def main():
             continue
         results[item] = {'result': r, 'params': repr(MODES[mode][item]),
                          'command': cmd, 'seconds': round(time.monotonic() - t0, 1),
-                         'date': time.strftime('%Y-%m-%d %H:%M')}
+                         'date': time.strftime('%Y-%m-%d %H:%M'), 'provenance': prov}
         with open(path, 'w') as f:
             json.dump(results, f, indent=1, default=str)
         print('== %s: %.0f s' % (item, time.monotonic() - t0), flush=True)

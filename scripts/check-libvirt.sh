@@ -7,9 +7,10 @@
 #     qemucapabilitiestest, qemumonitorjsontest;
 #  2. inside them, every test case the series adds (named in
 #     patches-libvirt/*.patch) ran, as often as the series registers it;
-#  3. the workspace's libvirt scripts (tests/libvirt/test-scripts.sh);
-#  4. the end-to-end run, tests/libvirt/e2e.py (root; patched and upstream
+#  3. the end-to-end run, tests/libvirt/e2e.py (root; patched and upstream
 #     QEMU built).
+# The workspace's scripts for libvirt (tree, export) are tested with QEMU's,
+# in tests/workspace (make check-workspace).
 #
 # usage: scripts/check-libvirt.sh [--no-e2e]
 #
@@ -90,23 +91,6 @@ for p in "${PROGRAMS[@]}"; do
             result FAIL "$p: the series' case $name ran $got times, the series registers it $cnt times"
         fi
     done < <(series_cases "$p" | sort | uniq -c)
-done
-
-# the workspace's libvirt scripts (tree never discards work, byte-stable export)
-log=$logdir/scripts.log
-nscripts=$(grep -c '^tap ' "$top/tests/libvirt/test-scripts.sh")
-want=$((want + nscripts))
-"$top/tests/libvirt/test-scripts.sh" > "$log" 2>&1
-got=0
-while read -r line; do
-    case $line in
-    "ok "*) got=$((got + 1)); result OK "scripts: ${line#ok * - }" ;;
-    "not ok "*) got=$((got + 1)); result FAIL "scripts: ${line#not ok * - } (see $log)" ;;
-    esac
-done < "$log"
-while [ $got -lt "$nscripts" ]; do
-    got=$((got + 1))
-    result FAIL "scripts: only $((got - 1)) of $nscripts results (see $log)"
 done
 
 if [ $e2e = 1 ]; then

@@ -8,8 +8,11 @@
 #           gate-full (QEMU's suites in full on both builds)
 #
 # Prints one summary line per suite and, last, "N passed, N failed, N skipped".
-# Exits non-zero if anything failed.  A skipped test is counted as skipped;
-# each suite also checks that it ran exactly the tests the tree defines.
+# Exits non-zero if anything failed.  Each suite runs exactly the number of
+# tests tests/expected pins (CHECK_EXPECTED: another file), and fails when
+# its tree or harness defines another number.  A retry test (qtest, asan,
+# the series' iotests, the libvirt series' cases) that skips is a failure;
+# only the upstream iotests tests/expected counts as not run are skipped.
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -18,6 +21,21 @@ suites=("$@")
 [ ${#suites[@]} = 0 ] && suites=(workspace gate qtest iotests asan e2e torture libvirt)
 logdir=$BUILD_ROOT/check-logs
 mkdir -p "$logdir"
+
+EXPECTED=${CHECK_EXPECTED:-$top/tests/expected}
+[ -f "$EXPECTED" ] || die "$EXPECTED is missing"
+# The count tests/expected pins for suite $1 (field $2: 3 the tests, 4 the
+# iotests not run), or 0 when it pins none (which fails the suite)
+pinned() {
+    awk -v s="$1" -v f="${2:-3}" '$1 == "count" && $2 == s { n = $f }
+                                  END { print (n ~ /^[0-9]+$/) ? n : 0 }' "$EXPECTED"
+}
+# A TAP failure when the tree or harness defines another number of tests
+# than tests/expected pins: check_defined SUITE DEFINED PINNED WHAT
+check_defined() {
+    [ "$2" = "$3" ] ||
+        echo "not ok - $1: $4 defines $2 tests, tests/expected pins $3 (update it with the change)"
+}
 
 total_pass=0 total_fail=0 total_skip=0
 summary=() failed_logs=()
@@ -44,9 +62,10 @@ record() {
 }
 
 suite_workspace() {
-    local log=$logdir/workspace.log t0=$SECONDS
+    local log=$logdir/workspace.log t0=$SECONDS want
     : > "$log"
     local n=0
+    want=$(pinned workspace)
     for t in "$top"/tests/workspace/test-*.sh; do
         n=$((n + 1))
         if bash "$t" >> "$log" 2>&1; then
@@ -55,6 +74,15 @@ suite_workspace() {
             echo "not ok $n $(basename "$t")" >> "$log"
         fi
     done
+    # the Python of the tests and the benchmarks, with .flake8's settings
+    n=$((n + 1))
+    if (cd "$top" && flake8 tests bench) >> "$log" 2>&1; then
+        echo "ok $n flake8 tests bench" >> "$log"
+    else
+        echo "not ok $n flake8 tests bench (Debian package flake8)" >> "$log"
+    fi
+    [ "$want" -gt 0 ] && [ $n = "$want" ] ||
+        echo "not ok - $n workspace tests, tests/expected pins $want" >> "$log"
     record workspace $(tap_count "$log") $((SECONDS - t0))
 }
 
@@ -103,12 +131,14 @@ retry_qtests_in_tree() {
 }
 
 # Run the qos tests whose paths match FILTER one by one, so that a crash is
-# one failure, against QEMU binary QEMU; exactly WANT must match (a test
-# that vanished, or one the filter no longer sees, fails the suite).
-# usage: run_qos SUITE FILTER QEMU WANT [VAR=value...]
+# one failure, against QEMU binary QEMU; exactly as many as tests/expected
+# pins for SUITE must match (a test that vanished, or one the filter no
+# longer sees, fails the suite), and the tree's sources must define DEFINED.
+# usage: run_qos SUITE FILTER QEMU DEFINED [VAR=value...]
 run_qos() {
-    local suite=$1 filter=$2 qemu=$3 want=$4 t n=0 rc
+    local suite=$1 filter=$2 qemu=$3 defined=$4 t n=0 rc want
     shift 4
+    want=$(pinned "$suite")
     local log=$logdir/$suite.log one=$logdir/$suite-one.log t0=$SECONDS
     local env=(QTEST_QEMU_BINARY=$qemu QTEST_QEMU_IMG=./qemu-img
                QTEST_QEMU_STORAGE_DAEMON_BINARY=./storage-daemon/qemu-storage-daemon
@@ -134,9 +164,10 @@ run_qos() {
             echo "not ok - $t (did not run)" >> "$log"
         fi
     done
-    # Another number than the tree defines means the list broke
+    # Another number than tests/expected pins means the list broke
     [ "$want" -gt 0 ] && [ $n -eq "$want" ] ||
-        echo "not ok - $n qos tests matched $filter, the tree defines $want" >> "$log"
+        echo "not ok - $n qos tests matched $filter, tests/expected pins $want" >> "$log"
+    check_defined "$suite" "$defined" "$want" "the tree's source (tests/qtest/*.c)" >> "$log"
     record "$suite" $(tap_count "$log") $((SECONDS - t0))
 }
 
@@ -214,17 +245,25 @@ suite_iotests() {
                         ! test_formats "$t" | grep -qx "$fmt" && continue
                     echo "$t"
                 done)
-        want=$(echo "$flist" | grep -c .)
+        want=$(pinned "iotests-$fmt")
         (cd "$d" && timeout 1800 ../../pyvenv/bin/python3 ./check -tap -$fmt $flist) \
             > "$log" 2>&1 || true
-        for t in $(series_iotests); do
-            if grep -qE "^ok $fmt $t # SKIP" "$log"; then
-                echo "not ok 0 iotests -$fmt: the series' test $t did not run" >> "$log"
-            fi
-        done
-        # one result per test of the list, or the run broke
         n=$(grep -cE '^(not )?ok ' "$log")
-        [ "$n" = "$want" ] || echo "not ok 0 iotests -$fmt: $n results for the $want tests of the list" >> "$log"
+        c3=$(grep -cE '^ok .*# *(SKIP|skip)' "$log")
+        {
+            check_defined "iotests-$fmt" "$(echo "$flist" | grep -c .)" "$want" "the list (iotests_list)"
+            for t in $(series_iotests); do
+                grep -qE "^ok $fmt $t # SKIP" "$log" &&
+                    echo "not ok 0 iotests -$fmt: the series' test $t did not run"
+            done
+            # one result per test of the list, or the run broke
+            [ "$want" -gt 0 ] && [ "$n" = "$want" ] ||
+                echo "not ok 0 iotests -$fmt: $n results, tests/expected pins $want tests"
+            # as many upstream tests not run as pinned: one more is a test
+            # that stopped running here
+            [ "$c3" = "$(pinned "iotests-$fmt" 4)" ] ||
+                echo "not ok 0 iotests -$fmt: $c3 tests not run, tests/expected pins $(pinned "iotests-$fmt" 4)"
+        } >> "$log"
         read -r c1 c2 c3 < <(tap_count "$log")
         pass=$((pass + c1)); fail=$((fail + c2)); skip=$((skip + c3))
         # "not run", with the reason the test gave (TAP mode prints none)
@@ -270,10 +309,11 @@ suite_asan() {
 
 # The guest-level harness: run.py ARGS must report exactly WANT results
 # (runs of the scenario matrix, or torture seeds); there is no skip (a run
-# that cannot happen fails).  Each run gets SECS seconds.
+# that cannot happen fails, and so does a skipped one).  Each run gets SECS
+# seconds.  DEFINED: how many runs the harness lists, which must be WANT too.
 run_e2e() {
-    local suite=$1 want=$2 secs=$3 log=$logdir/$1.log t0=$SECONDS
-    shift 3
+    local suite=$1 want=$2 defined=$3 secs=$4 log=$logdir/$1.log t0=$SECONDS
+    shift 4
     if [ ! -f "$top/tests/e2e/run.py" ]; then
         record "$suite" 0 1 0 0 " (no e2e harness: tests/e2e/run.py is missing)"
         return
@@ -294,12 +334,16 @@ run_e2e() {
         extra=" ($((p + f + s)) results for the $want runs expected)"
         f=$((f + 1))
     fi
+    if [ "$defined" != "$want" ]; then
+        extra="$extra (run.py lists $defined runs, tests/expected pins $want)"
+        f=$((f + 1))
+    fi
     [ "$f" = 0 ] || extra="$extra (failures: grep ^FAIL $log)"
     record "$suite" "$p" "$((f + s))" 0 $((SECONDS - t0)) "$extra"
 }
 e2e_runs() { python3 "$top/tests/e2e/run.py" "$1" --list | grep -c /; }
-suite_e2e() { run_e2e e2e "$(e2e_runs --check)" 150 --check; }
-suite_e2e-full() { run_e2e e2e-full "$(e2e_runs --full)" 200 --full; }
+suite_e2e() { run_e2e e2e "$(pinned e2e)" "$(e2e_runs --check)" 150 --check; }
+suite_e2e-full() { run_e2e e2e-full "$(pinned e2e-full)" "$(e2e_runs --full)" 200 --full; }
 
 # The seeded torture run's quick mode (tests/e2e/e2e/torture.py): fixed
 # seeds, TORTURE_DURATION seconds each, on the sanitizer build.  A long
@@ -309,17 +353,22 @@ TORTURE_DURATION=${TORTURE_DURATION:-90}
 suite_torture() {
     local n
     n=$(echo "$TORTURE_SEEDS" | tr ',' '\n' | grep -c .)
-    run_e2e torture "$n" $((TORTURE_DURATION + 400)) --torture \
+    run_e2e torture "$n" "$n" $((TORTURE_DURATION + 400)) --torture \
         --seed "$TORTURE_SEEDS" --duration "$TORTURE_DURATION"
 }
 
 # The libvirt series (patches-libvirt/): libvirt's own test programs for what
 # it touches, each case it adds, and its end-to-end run; TAP from
-# scripts/check-libvirt.sh, which checks its own count.
+# scripts/check-libvirt.sh, which checks the count its tree and e2e define;
+# the number of results must be the one tests/expected pins.
 suite_libvirt() {
-    local log=$logdir/libvirt.log t0=$SECONDS rc
+    local log=$logdir/libvirt.log t0=$SECONDS rc n want
+    want=$(pinned libvirt)
     timeout 1800 "$top/scripts/check-libvirt.sh" > "$log" 2>&1
     rc=$?
+    n=$(grep -cE '^(not )?ok ' "$log")
+    [ "$want" -gt 0 ] && [ "$n" = "$want" ] ||
+        echo "not ok - $n libvirt results, tests/expected pins $want" >> "$log"
     grep -qE '^(not )?ok ' "$log" || echo "not ok - the libvirt suite did not run (exit $rc)" >> "$log"
     [ $rc = 0 ] || grep -qE '^not ok ' "$log" || echo "not ok - check-libvirt.sh exited $rc" >> "$log"
     record libvirt $(tap_count "$log") $((SECONDS - t0))
@@ -332,14 +381,15 @@ for s in "${suites[@]}"; do
     esac
 done
 
-echo
-echo "Summary (logs in $logdir):"
-printf '  %s\n' "${summary[@]}"
-echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 if [ $total_fail != 0 ]; then
     # What failed, in the output itself: CI keeps only what is printed
     echo
     echo "Failures (first 40; whole logs in $logdir):"
     grep -E '^(FAIL |not ok )' "${failed_logs[@]}" 2>/dev/null | cut -c1-1500 | head -40
 fi
+echo
+echo "Summary (logs in $logdir):"
+printf '  %s\n' "${summary[@]}"
+# the last line, also CI's (.ci/run ends on make check)
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ $total_fail = 0 ]

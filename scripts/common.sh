@@ -3,6 +3,7 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_ROOT=${BUILD_ROOT:-$top/build}
 TREE=${TREE:-$BUILD_ROOT/qemu}
 UPSTREAM_TREE=${UPSTREAM_TREE:-$BUILD_ROOT/qemu-upstream}
+LV_TREE=${LV_TREE:-$BUILD_ROOT/libvirt}
 PATCHES=$top/patches
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/qemu-retry
 
@@ -20,6 +21,35 @@ export GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-dev@qemu-retry.invalid}
 
 die() { echo "${0##*/}: error: $*" >&2; exit 1; }
 say() { echo "${0##*/}: $*" >&2; }
+
+# The source packages the workspace carries a series for.  pkg_select PKG
+# (qemu or libvirt) sets, for the scripts that serve both (tree, export,
+# check-quilt, check-series; the package is their first argument, qemu when
+# none is given):
+#   PKG, PKG_NAME     qemu, QEMU / libvirt, libvirt
+#   PKG_TREE          the patched tree (TREE, LV_TREE)
+#   PATCHES           the series (patches/, patches-libvirt/)
+#   PKG_PRISTINE      the unpacked source as a git repository, cloned for trees
+#   PKG_FETCH         the script that fetches and unpacks Debian's source package
+#   PKG_MAKE_TREE, PKG_MAKE_EXPORT   the make targets, for messages
+pkg_select() {
+    case $1 in
+    qemu)
+        PKG=qemu PKG_NAME=QEMU PKG_TREE=$TREE PATCHES=$top/patches
+        PKG_PRISTINE=$BUILD_ROOT/.src PKG_FETCH=$top/scripts/fetch-qemu.sh
+        PKG_MAKE_TREE=tree PKG_MAKE_EXPORT=export ;;
+    libvirt)
+        PKG=libvirt PKG_NAME=libvirt PKG_TREE=$LV_TREE PATCHES=$top/patches-libvirt
+        PKG_PRISTINE=$BUILD_ROOT/libvirt-src PKG_FETCH=$top/scripts/fetch-libvirt.sh
+        PKG_MAKE_TREE=libvirt-tree PKG_MAKE_EXPORT=export-libvirt ;;
+    *) die "unknown source package '$1' (qemu, libvirt)" ;;
+    esac
+}
+# pkg_only [PKG]: pkg_select for a script whose only argument is the package
+pkg_only() {
+    [ $# -le 1 ] || die "usage: ${0##*/} [qemu|libvirt]"
+    pkg_select "${1:-qemu}"
+}
 
 # Stable patch-ids of the commits upstream..HEAD of a tree, sorted.
 tree_ids() {

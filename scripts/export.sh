@@ -1,16 +1,22 @@
 #!/bin/bash
-# Export build/qemu's commits upstream..HEAD to patches/*.patch + patches/series,
-# and patches/0000-cover-letter.patch from patches/cover-letter.txt.
+# Export a package's tree, commits upstream..HEAD, to its series:
+#   qemu (the default): build/qemu to patches/*.patch + patches/series, and
+#       patches/0000-cover-letter.patch from patches/cover-letter.txt;
+#   libvirt: build/libvirt to patches-libvirt/*.patch + patches-libvirt/series
+#       (a cover letter likewise, if patches-libvirt/cover-letter.txt exists).
+#
+# usage: scripts/export.sh [qemu|libvirt]
 #
 # Byte-stable: the same commits always give the same files (zero commit ids,
-# no version signature, fixed abbreviation), so re-exporting an unchanged
-# tree changes nothing in git.
+# no version signature, full index, fixed abbreviation, no rename
+# detection), so re-exporting an unchanged tree changes nothing in git.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
-t=$TREE
+pkg_only "$@"
+t=$PKG_TREE
 git -C "$t" rev-parse -q --verify upstream >/dev/null 2>&1 ||
-    die "$t is not a workspace tree; run 'make tree' first"
+    die "$t is not a workspace tree; run 'make $PKG_MAKE_TREE' first"
 [ -z "$(git -C "$t" status --porcelain --untracked-files=no)" ] ||
     die "$t has uncommitted changes; commit them into the right patch (git commit --fixup=<sha>; git rebase -i --autosquash upstream) first"
 
@@ -24,7 +30,7 @@ git -C "$t" -c core.abbrev=12 -c diff.noprefix=false -c format.signOff=false \
 (cd "$tmp" && ls *.patch 2>/dev/null | grep -v '^0000-cover-letter.patch$' || true) > "$tmp/series"
 if [ ${#cover[@]} != 0 ]; then
     # The cover letter's subject (first line) and text come from
-    # patches/cover-letter.txt; git adds the shortlog and the diffstat.
+    # cover-letter.txt next to the series; git adds the shortlog and the diffstat.
     # Its date is the last commit's, so that the export stays byte-stable.
     python3 - "$tmp/0000-cover-letter.patch" "$PATCHES/cover-letter.txt" \
         "$(git -C "$t" log -1 --format=%aD HEAD)" <<'PY'

@@ -9,8 +9,8 @@
 #
 # - apt's deb-src indexes live in a private state directory under the cache
 #   dir (nothing is written to /etc); their URIs are copied from the
-#   machine's own configured Debian sources (scripts/debian-sources.py), as
-#   scripts/fetch-qemu.sh does.
+#   machine's own configured Debian sources (scripts/apt-src.sh, shared
+#   with scripts/fetch-qemu.sh).
 # - The archive's libvirt .dsc (and orig.tar.xz.asc) answer 404, so
 #   'apt-get source' fails after downloading the two tarballs.  They are
 #   downloaded from the URIs 'apt-get source --print-uris' gives, and
@@ -29,18 +29,13 @@ RELEASE=trixie
 
 dest=${1:?usage: $0 DESTDIR}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/qemu-retry
-state=$cache/apt-libvirt
 srcdir=$cache/src-libvirt
-mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/etc/parts.d" "$srcdir"
+mkdir -p "$srcdir"
 
 die() { echo "fetch-libvirt: error: $*" >&2; exit 1; }
 say() { echo "fetch-libvirt: $*" >&2; }
-
-APT=(-o "Dir::Etc::SourceList=$state/etc/sources.list"
-     -o "Dir::Etc::SourceParts=$state/etc/parts.d"
-     -o "Dir::State=$state" -o "Dir::State::Lists=$state/lists"
-     -o "Dir::Cache=$state/cache" -o "Dir::State::status=/dev/null"
-     -o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
+. "$here/apt-src.sh"
+apt_state "$cache/apt-libvirt"
 
 orig=libvirt_$UPSTREAM.orig.tar.xz
 deb=libvirt_$VERSION.debian.tar.xz
@@ -50,30 +45,11 @@ verify() {
     [ -s "$sums" ] && (cd "$srcdir" && sha256sum --quiet -c "$sums" 2>/dev/null)
 }
 
-write_sources() {
-    local uri signed sec sec_uri sec_signed
-    read -r _ uri signed < <(python3 "$here/debian-sources.py" | grep '^main ') ||
-        die "no Debian archive in this machine's apt sources; add one (deb822 or sources.list)"
-    sec=$(python3 "$here/debian-sources.py" | grep '^security ' || true)
-    {
-        echo "deb-src ${signed:+[signed-by=$signed]} $uri $RELEASE main"
-        echo "deb-src ${signed:+[signed-by=$signed]} $uri $RELEASE-updates main"
-        if [ -n "$sec" ]; then
-            read -r _ sec_uri sec_signed <<<"$sec"
-            echo "deb-src ${sec_signed:+[signed-by=$sec_signed]} $sec_uri $RELEASE-security main"
-        fi
-    } | sed 's/\[signed-by=-\] //' > "$state/etc/sources.list"
-}
-
 if verify; then
     say "using cached, verified $orig and $deb"
 else
-    write_sources
-    say "updating deb-src indexes for $RELEASE (private state in $state)"
-    apt-get "${APT[@]}" update -q >"$state/update.log" 2>&1 || {
-        cat "$state/update.log" >&2
+    apt_update ||
         die "cannot reach the Debian archive to fetch the libvirt source (see above); check the network and /etc/apt/sources.list*"
-    }
     # The SHA256 block of the Sources stanza of exactly $VERSION.
     apt-cache "${APT[@]}" showsrc libvirt 2>/dev/null |
         awk -v v="$VERSION" '

@@ -8,7 +8,7 @@
 #
 # - apt's deb-src indexes live in a private state directory under the cache
 #   dir (nothing is written to /etc); their URIs are copied from the
-#   machine's own configured Debian sources.
+#   machine's own configured Debian sources (scripts/apt-src.sh).
 # - QEMU_DEB_VERSION (default: the pinned version below) is preferred; when
 #   the archive no longer has it, the newest 1:10.0.x it offers is used.
 # - Downloads are cached in $XDG_CACHE_HOME/qemu-retry/src and verified
@@ -22,19 +22,13 @@ RELEASE=trixie         # the Debian release whose stable qemu is 10.0.x
 
 dest=${1:?usage: $0 DESTDIR}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/qemu-retry
-state=$cache/apt
 srcdir=$cache/src
-mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/etc" "$srcdir"
+mkdir -p "$srcdir"
 
 die() { echo "fetch-qemu: error: $*" >&2; exit 1; }
 say() { echo "fetch-qemu: $*" >&2; }
-
-APT=(-o "Dir::Etc::SourceList=$state/etc/sources.list"
-     -o "Dir::Etc::SourceParts=$state/etc/parts.d"
-     -o "Dir::State=$state" -o "Dir::State::Lists=$state/lists"
-     -o "Dir::Cache=$state/cache" -o "Dir::State::status=/dev/null"
-     -o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
-mkdir -p "$state/etc/parts.d"
+. "$here/apt-src.sh"
+apt_state "$cache/apt"
 
 # A cached, verified download of some 1:10.0.x: use it without the network
 # when it is the pinned version, or when the archive cannot be reached.
@@ -52,28 +46,10 @@ verify_dsc() {
         return 1
 }
 
-write_sources() {
-    local uri signed sec_uri sec_signed
-    read -r _ uri signed < <(python3 "$here/debian-sources.py" | grep '^main ') ||
-        die "no Debian archive in this machine's apt sources; add one (deb822 or sources.list)"
-    sec=$(python3 "$here/debian-sources.py" | grep '^security ' || true)
-    {
-        echo "deb-src ${signed:+[signed-by=$signed]} $uri $RELEASE main"
-        echo "deb-src ${signed:+[signed-by=$signed]} $uri $RELEASE-updates main"
-        if [ -n "$sec" ]; then
-            read -r _ sec_uri sec_signed <<<"$sec"
-            echo "deb-src ${sec_signed:+[signed-by=$sec_signed]} $sec_uri $RELEASE-security main"
-        fi
-    } | sed 's/\[signed-by=-\] //' > "$state/etc/sources.list"
-}
-
 version=$PINNED
 dsc=$(cached_dsc "$PINNED")
 if [ -z "$dsc" ] || ! verify_dsc "$dsc"; then
-    write_sources
-    say "updating deb-src indexes for $RELEASE (private state in $state)"
-    if ! apt-get "${APT[@]}" update -q >"$state/update.log" 2>&1; then
-        cat "$state/update.log" >&2
+    if ! apt_update; then
         dsc=$(ls -t "$srcdir"/qemu_${SERIES}.*.dsc 2>/dev/null | head -1 || true)
         [ -n "$dsc" ] && verify_dsc "$dsc" ||
             die "cannot reach the Debian archive to fetch the qemu source (see above); check the network and /etc/apt/sources.list*"

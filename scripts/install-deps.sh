@@ -28,6 +28,8 @@ PKGS=(
     socat
     # the benchmarks (bench/): callgrind and massif, the plots
     valgrind python3-matplotlib
+    # the workspace suite lints tests/ and bench/ (scripts/check.sh, .flake8)
+    flake8
     # libvirt 11.3 with the QEMU driver only (scripts/libvirt-build.sh)
     libxml2-dev libxml2-utils libgnutls28-dev libjson-c-dev libtirpc-dev
     libnl-3-dev libnl-route-3-dev xsltproc python3-docutils libpciaccess-dev

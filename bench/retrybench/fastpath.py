@@ -30,7 +30,8 @@ import shutil
 import subprocess
 import tempfile
 
-from .qtestvirtio import PATCHED, UPSTREAM, Dev, Machine, device_args, prepare_direct
+from .binaries import PATCHED, UPSTREAM
+from .qtestvirtio import Dev, Machine, device_args, prepare_direct
 
 BATCH = 32
 WARMUP = 8 * BATCH

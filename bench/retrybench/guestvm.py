@@ -43,7 +43,8 @@ from e2e import runner, vm                    # noqa: E402
 from e2e.base import Fail, wait_until         # noqa: E402
 from e2e.storage import FuseStorage, NbdStorage   # noqa: E402
 
-from .qtestvirtio import PATCHED, UPSTREAM, wait_for_binary   # noqa: E402
+from .binaries import PATCHED, UPSTREAM                      # noqa: E402
+from .qtestvirtio import wait_for_binary                     # noqa: E402
 
 TRACE_EVENTS = ('virtio_blk_req_complete', 'virtio_blk_handle_write',
                 'virtio_blk_handle_read', 'blk_retry_park', 'blk_retry_timeout',

@@ -31,10 +31,6 @@ sys.path.insert(0, qemu_python_dir())
 # pylint: disable=wrong-import-position
 from qemu.machine.qtest import QEMUQtestMachine      # noqa: E402
 
-PATCHED = os.environ.get('QEMU') or os.path.join(
-    TOP, 'build/qemu/build/qemu-system-x86_64')
-UPSTREAM = os.environ.get('QEMU_UPSTREAM') or os.path.join(
-    TOP, 'build/qemu-upstream/build/qemu-system-x86_64')
 
 IO_BASE = 0xc000
 IO_SIZE = 0x100                # legacy virtio-pci BAR0 (virtio-blk: 128 bytes; aligned)

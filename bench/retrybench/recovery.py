@@ -52,20 +52,16 @@ or, with the NBD patches, an attempt asked for (nbd_connect_thread_woken)
 or a background connection (nbd_connect_thread_ready), whichever is first.
 """
 
-import hashlib
 import multiprocessing
-import os
 import random
-import subprocess
 import threading
 import time
 
-from .guestvm import TOP, BenchVM, Fail, env, parse_trace, request_spans, stats
-from .qtestvirtio import PATCHED, UPSTREAM, wait_for_binary
+from .guestvm import BenchVM, Fail, env, parse_trace, request_spans, stats
+from .binaries import BEFORE, PATCHED, UPSTREAM, git_head, sha256
+from .qtestvirtio import wait_for_binary
 
 DEPTH = 16
-BEFORE = os.environ.get('QEMU_BEFORE') or os.path.join(
-    TOP, 'build/qemu-nbd/build/qemu-system-x86_64')
 VARIANTS = ('after', 'before', 'upstream')
 GOAL_MS = 50            # issue 19: p99 at most 50 ms, whatever the interval
 MANAGER_PERIOD = 1.0
@@ -229,8 +225,8 @@ def analyse(kind, marks, trace, ends, log, prefix=''):
     spans = request_spans(trace)
     sleeps = [(t, int(f['timeout'])) for t, ev, f in trace if ev == 'nbd_connect_thread_sleep']
     # with the NBD patches: an attempt asked for now, a background connection
-    asked = [t for t, ev, f in trace if ev in ('nbd_connect_thread_woken',
-                                                'nbd_connect_thread_ready')]
+    asked = [t for t, ev, f in trace
+             if ev in ('nbd_connect_thread_woken', 'nbd_connect_thread_ready')]
     res = {}
     for k, (point, t_fail, t_r, answer) in enumerate(marks):
         nxt = marks[k + 1][1] if k + 1 < len(marks) else float('inf')
@@ -282,25 +278,6 @@ def measure(kinds=('fuse', 'nbd'), points=(100, 1000, 5000, 'resubmit'), outages
     return {k: run_kind(k, points, outages, log) for k in kinds}
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for blk in iter(lambda: f.read(1 << 20), b''):
-            h.update(blk)
-    return h.hexdigest()
-
-
-def _git_head(path):
-    """HEAD of the git tree the binary was built from (its build dir's
-    parent), or None"""
-    tree = os.path.dirname(os.path.dirname(os.path.realpath(path)))
-    try:
-        return subprocess.run(['git', '-C', tree, 'rev-parse', 'HEAD'], capture_output=True,
-                              text=True, check=True, timeout=20).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _lane(lane, deadline, q):
     """one process: the jobs of `lane` in turn"""
     for variant, kind, points, outages in lane:
@@ -326,16 +303,16 @@ def matrix(lanes, log=print, time_budget=None):
     t0 = time.time()
     deadline = time.time() + time_budget if time_budget else None
     meta = {'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
-            'series_commit': _git_head(PATCHED), 'goal_p99_ms': GOAL_MS,
+            'series_commit': git_head(PATCHED), 'goal_p99_ms': GOAL_MS,
             'manager_period_s': MANAGER_PERIOD, 'storage_daemon': e['qsd'],
-            'storage_daemon_sha256': _sha256(e['qsd']),
+            'storage_daemon_sha256': sha256(e['qsd']),
             'lanes': [[list(j[:2]) for j in lane] for lane in lanes],
             'binaries': {}}
     for v in VARIANTS:
         path = binary_of(v)
         wait_for_binary(path)
-        meta['binaries'][v] = {'path': path, 'sha256': _sha256(path),
-                               'tree_head': _git_head(path)}
+        meta['binaries'][v] = {'path': path, 'sha256': sha256(path),
+                               'tree_head': git_head(path)}
     for v, m in meta['binaries'].items():
         log('  %-8s %s sha256 %s (tree at %s)' % (v, m['path'], m['sha256'][:16],
                                                   (m['tree_head'] or '?')[:12]))

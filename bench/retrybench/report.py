@@ -80,6 +80,7 @@ def rows(results, matrix=True):
     hu = results.get('hung', {}).get('result')
     if hu:
         idle = hu.get('patched idle')
+
         def order(name):
             return ('idle' not in name, name.startswith('nbd'),
                     -int(name.split()[-1]) if 'interval' in name else 0)
@@ -239,8 +240,8 @@ def matrix_meta(rm):
     m = rm.get('meta', {})
     out = ['Series at %s; %s.' % (m.get('series_commit', '?'), m.get('date', '?'))]
     for v, b in (m.get('binaries') or {}).items():
-        out.append('%s: `%s` sha256 %s (tree at %s).' % (v, b['path'], b['sha256'],
-                                                          (b.get('tree_head') or '?')[:12]))
+        out.append('%s: `%s` sha256 %s (tree at %s).' % (
+            v, b['path'], b['sha256'], (b.get('tree_head') or '?')[:12]))
     cut = ['%s %s %s: %d of %d outages' % (v, k, c['point'], c['done'], c['planned'])
            for v in ('after', 'before', 'upstream') for k, r in (rm.get(v) or {}).items()
            for c in r.get('cut_by_deadline', [])]

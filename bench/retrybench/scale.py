@@ -30,7 +30,8 @@ import shutil
 import tempfile
 import time
 
-from .qtestvirtio import PATCHED, UPSTREAM, Dev, Machine, device_args, prepare_indirect
+from .binaries import PATCHED, UPSTREAM
+from .qtestvirtio import Dev, Machine, device_args, prepare_indirect
 
 QSIZE = 1024
 WARM_ATTEMPTS = 3      # massif: heap growth measured after these
@@ -253,7 +254,8 @@ def measure(requests=(1, 4, 16, 64, 256, 1024, 4096), disks=(1, 2, 4, 8, 16, 32,
                 r.setdefault('allocs_per_attempt', float('nan'))
                 r.setdefault('aiocb_allocs_per_attempt', float('nan'))
                 log('  scale %-8s %2d disk(s) %5d parked: %10.0f Ir/attempt (%6.1f per request), '
-                    '%7.1f allocations/attempt (%.1f of them AIOCBs); CPU %8.1f us/attempt (raw %.1f - overhead '
+                    '%7.1f allocations/attempt (%.1f of them AIOCBs); '
+                    'CPU %8.1f us/attempt (raw %.1f - overhead '
                     '%.1f); heap %6.1f B (+%.1f B allocator overhead) per parked request, heap '
                     'growth %+.0f B in the first %d attempts, then %+.1f B/attempt' % (
                         v, ndisks, nreq, r['ir_per_attempt'], r['ir_per_attempt'] / nreq,

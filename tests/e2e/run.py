@@ -24,7 +24,7 @@ run, --torture the seeded torture on the sanitizer build.
 
 Binaries: $QEMU (the patched build, default build/qemu/build/...),
 $QEMU_UPSTREAM (unpatched; default build/qemu-upstream/build/...; when it is
-missing the upstream scenarios use $QEMU with default policies), $QSD
+missing, every run that needs it fails: $QEMU is no substitute), $QSD
 (qemu-storage-daemon, default next to $QEMU).  A run that needs retry
 support fails when $QEMU lacks it: nothing is skipped.
 

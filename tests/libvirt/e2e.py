@@ -322,18 +322,18 @@ def run_bus(args, R, bus, kernel, initrd, first):
         ti = 'retry-interval' if dashed else 'retry_interval'
         tt = 'retry-timeout' if dashed else 'retry_timeout'
         ok('command-line',
-             props.get('werror') == 'retry' and props.get('rerror') == 'retry' and
-             props.get(ti) == 2000 and props.get(tt) == 10000,
-             '-device %s' % (dev.group(1) if dev else '(no %s -device in %s)' % (b['device'], qlog)))
+           props.get('werror') == 'retry' and props.get('rerror') == 'retry' and
+           props.get(ti) == 2000 and props.get(tt) == 10000,
+           '-device %s' % (dev.group(1) if dev else '(no %s -device in %s)' % (b['device'], qlog)))
 
         # 3. the migration XML carries the configuration
         mx = virsh.cmd('dumpxml %s --migratable' % NAME)
         drv = re.search(r'<driver [^>]*error_policy[^>]*/>', mx)
         ok('migratable-xml',
-             drv and all(a in drv.group(0) for a in (
+           drv and all(a in drv.group(0) for a in (
                  "error_policy='retry'", "rerror_policy='retry'",
                  "retry_interval='2000'", "retry_timeout='10000'")),
-             drv.group(0) if drv else '(no <driver> with error_policy)')
+           drv.group(0) if drv else '(no <driver> with error_policy)')
 
         # the guest writes
         dl = time.monotonic() + args.boot_timeout
@@ -360,11 +360,11 @@ def run_bus(args, R, bus, kernel, initrd, first):
         stats = domstats_block(virsh.cmd('domstats %s --block' % NAME))
         state = virsh.cmd('domstate %s --reason' % NAME)
         ok('hanging-state',
-             before == 'No errors found' and
-             berr == '%s: I/O error being retried (disk hangs)' % b['dst'] and
-             stats.get('retry.active') == 'yes' and int(stats.get('retry.pending', 0)) >= 1 and
-             int(stats.get('retry.episode_ms', -1)) >= 0 and state.startswith('running'),
-             'domblkerror "%s"; domstats retry.active=%s pending=%s episode_ms=%s; domstate %s' % (
+           before == 'No errors found' and
+           berr == '%s: I/O error being retried (disk hangs)' % b['dst'] and
+           stats.get('retry.active') == 'yes' and int(stats.get('retry.pending', 0)) >= 1 and
+           int(stats.get('retry.episode_ms', -1)) >= 0 and state.startswith('running'),
+           'domblkerror "%s"; domstats retry.active=%s pending=%s episode_ms=%s; domstate %s' % (
                  berr, stats.get('retry.active'), stats.get('retry.pending'),
                  stats.get('retry.episode_ms'), state))
 
@@ -396,8 +396,8 @@ def run_bus(args, R, bus, kernel, initrd, first):
         want = "event 'io-error' for domain '%s': %s (%s) retry-end: recovered" % (
             NAME, st.loop, b['alias'])
         ok('event-retry-end', want in out, '%s (%.1f s after the storage came back; '
-             'outage %.1f s)' % (out.splitlines()[0] if out else '(no event)',
-                                 t_end - t_rest, t_rest - t_fail))
+           'outage %.1f s)' % (out.splitlines()[0] if out else '(no event)',
+                               t_end - t_rest, t_rest - t_fail))
 
         # 8. after it
         berr = virsh.cmd('domblkerror %s' % NAME)
@@ -405,11 +405,11 @@ def run_bus(args, R, bus, kernel, initrd, first):
         r_fail = virsh.cmd(qmc % (NAME, json.dumps({'execute': 'block-retry-fail',
                                                     'arguments': {'id': b['qom']}})))
         ok('recovered-state',
-             berr == 'No errors found' and stats.get('retry.active') == 'no' and
-             stats.get('retry.pending') == '0' and 'retry.episode_ms' not in stats and
-             stats.get('retry.episodes') == '1' and int(stats.get('retry.recovered', 0)) >= 1 and
-             stats.get('retry.failed') == '0' and stats.get('retry.dropped') == '0',
-             'domblkerror "%s"; domstats %s' % (berr, ' '.join(
+           berr == 'No errors found' and stats.get('retry.active') == 'no' and
+           stats.get('retry.pending') == '0' and 'retry.episode_ms' not in stats and
+           stats.get('retry.episodes') == '1' and int(stats.get('retry.recovered', 0)) >= 1 and
+           stats.get('retry.failed') == '0' and stats.get('retry.dropped') == '0',
+           'domblkerror "%s"; domstats %s' % (berr, ' '.join(
                  '%s=%s' % (k, v) for k, v in sorted(stats.items()) if k.startswith('retry.'))))
         qmp_ok = qmp_ok and json.loads(r_fail).get('return') == {'requests': 0}
         ok('qmp-commands', qmp_ok, qmp_detail + '; fail (after) %s' % r_fail)
@@ -427,13 +427,13 @@ def run_bus(args, R, bus, kernel, initrd, first):
                    time.monotonic() + 60, 'the guest to power off', step=0.5)
         gerr = console.find(r'E2E-WERR |E2E-RERR |I/O error|EXT4-fs error|Remounting', t_fail)
         ok('guest-data',
-             res.get('written', 0) > 20 and res.get('verified') == res.get('written') and
-             res.get('bad') == 0 and res.get('write_errors') == 0 and
-             res.get('read_errors', 0) == 0 and res.get('kernel_io_errors') == 0 and
-             res.get('fs_rw') == 1 and not gerr and
-             res.get('max_stall_ms', 0) >= 500 * args.outage,
-             'written=%s verified=%s bad=%s write_errors=%s read_errors=%s kernel_io_errors=%s '
-             'fs_rw=%s max_stall_ms=%s guest_error_lines=%d' % (
+           res.get('written', 0) > 20 and res.get('verified') == res.get('written') and
+           res.get('bad') == 0 and res.get('write_errors') == 0 and
+           res.get('read_errors', 0) == 0 and res.get('kernel_io_errors') == 0 and
+           res.get('fs_rw') == 1 and not gerr and
+           res.get('max_stall_ms', 0) >= 500 * args.outage,
+           'written=%s verified=%s bad=%s write_errors=%s read_errors=%s kernel_io_errors=%s '
+           'fs_rw=%s max_stall_ms=%s guest_error_lines=%d' % (
                  res.get('written'), res.get('verified'), res.get('bad'),
                  res.get('write_errors'), res.get('read_errors'), res.get('kernel_io_errors'),
                  res.get('fs_rw'), res.get('max_stall_ms'), len(gerr)))

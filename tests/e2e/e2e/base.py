@@ -61,7 +61,7 @@ def run_cmd(argv, timeout=30, check=True):
                        timeout=timeout, universal_newlines=True)
     if check and r.returncode != 0:
         raise Fail('%s failed (%d): %s' % (' '.join(argv), r.returncode,
-                                          r.stdout.strip()[-300:]))
+                                           r.stdout.strip()[-300:]))
     return r.stdout
 
 

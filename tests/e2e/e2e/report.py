@@ -127,5 +127,3 @@ def result_line(status, name, seconds, detail, ctx=None):
     if v and status == 'PASS':
         detail = '[%s: expected, %s] %s' % (v[0], v[1], detail)
     return '%s %s %.1fs %s' % (status, name, seconds, detail)
-
-

@@ -93,8 +93,8 @@ def prepare(args):
                            'substitute' % up)
     env['qsd'] = os.environ.get('QSD') or os.path.join(
         os.path.dirname(qemu), 'storage-daemon', 'qemu-storage-daemon')
-    env['qemu_img'] = os.environ.get('QEMU_IMG') or os.path.join(os.path.dirname(qemu),
-                                                                  'qemu-img')
+    env['qemu_img'] = os.environ.get('QEMU_IMG') or os.path.join(
+        os.path.dirname(qemu), 'qemu-img')
     env['retry_props'] = {d: vm.retry_props(qemu, d) for d in DEVICES}
     env['retry'] = {d: env['retry_props'][d] is not None for d in DEVICES}
     if args.torture:

@@ -235,4 +235,3 @@ def sc_migrate_in_outage(ctx, device, storage):
              t_rest - t_fail, t_res - t_fail, mw2.t_end - t_m2, mw2.r.get('downtime'),
              t_dw - t_fail, acts))
     return fails, d + ' ' + episode_detail(ctx)
-

@@ -266,7 +266,6 @@ def sc_rerror_report(ctx, device, storage):
     return fails, d
 
 
-
 def sc_retry_then_stop(ctx, device, storage):
     """werror=stop,rerror=stop,retry-timeout=10000: a short outage stays
     invisible (no STOP, no guest error); a long one pauses the VM once,

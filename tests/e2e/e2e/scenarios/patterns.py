@@ -75,9 +75,9 @@ def sc_flapping(ctx, device, storage):
         else:
             per.append('%.1fs:%s' % (outage, kinds))
         check(ok, fails, 'outage %d (%.1f s): events %s, expected one episode that '
-              'recovered within %.0f ms' % (i + 1, outage, [(k, d.get('duration-ms'),
-                                                               d.get('recovered'))
-                                                              for k, _, d in inw], bound_ms))
+              'recovered within %.0f ms' % (
+                  i + 1, outage, [(k, d.get('duration-ms'), d.get('recovered'))
+                                  for k, _, d in inw], bound_ms))
     eps = ctx.info.get('episodes', {}).get(q.tag, {})
     check(eps.get('episodes') == len(FLAPS), fails, '%s episodes for %d outages' % (
         eps.get('episodes'), len(FLAPS)))
@@ -141,8 +141,8 @@ def sc_outage_90s(ctx, device, storage):
     lag = st.reconnect_lag(outage)
     bound_ms = int((outage + lag + a.retry_interval / 1000.0 + a.slack) * 1000)
     check(0.9 * outage * 1000 <= res.get('max_stall_ms', 0) <= bound_ms, fails,
-          'max stall %s ms, expected %d..%d ms' % (res.get('max_stall_ms'),
-                                                    0.9 * outage * 1000, bound_ms))
+          'max stall %s ms, expected %d..%d ms' % (
+              res.get('max_stall_ms'), 0.9 * outage * 1000, bound_ms))
     p = probe.done or {}
     r = p.get('retry') or {}
     check(p.get('status') == 'running', fails, 'mid-outage VM status %s' % p.get('status'))
