@@ -1,6 +1,7 @@
 #!/bin/bash
 # Export build/libvirt's commits upstream..HEAD to patches-libvirt/*.patch +
-# patches-libvirt/series.
+# patches-libvirt/series, and patches-libvirt/0000-cover-letter.patch from
+# patches-libvirt/cover-letter.txt (as scripts/export.sh does for patches/).
 #
 # Byte-stable, like scripts/export.sh: the same commits always give the same
 # files (zero commit ids, no version signature, full index, fixed
@@ -19,10 +20,20 @@ git -C "$t" rev-parse -q --verify upstream >/dev/null 2>&1 ||
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+cover=()
+[ -f "$PATCHES/cover-letter.txt" ] && cover=(--cover-letter)
 git -C "$t" -c core.abbrev=12 -c diff.noprefix=false -c format.signOff=false \
     format-patch -q --zero-commit --no-signature --full-index \
-    --no-renames --subject-prefix=PATCH -o "$tmp" upstream..HEAD
-(cd "$tmp" && ls *.patch 2>/dev/null || true) > "$tmp/series"
+    --no-renames --subject-prefix=PATCH "${cover[@]}" -o "$tmp" upstream..HEAD
+(cd "$tmp" && ls *.patch 2>/dev/null | grep -v '^0000-cover-letter.patch$' || true) > "$tmp/series"
+if [ ${#cover[@]} != 0 ]; then
+    # The cover letter's subject (first line) and text come from
+    # patches-libvirt/cover-letter.txt; git adds the shortlog and the
+    # diffstat.  Its date is the last commit's, so that the export stays
+    # byte-stable.
+    fill_cover_letter "$tmp/0000-cover-letter.patch" "$PATCHES/cover-letter.txt" \
+        "$(git -C "$t" log -1 --format=%aD HEAD)"
+fi
 mkdir -p "$PATCHES"
 rm -f "$PATCHES"/*.patch
 cp "$tmp"/*.patch "$PATCHES"/ 2>/dev/null || true

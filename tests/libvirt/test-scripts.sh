@@ -45,6 +45,8 @@ export_test() {
     mkdir -p "$tmp/repo" && cp -r "$top/scripts" "$tmp/repo/" &&
         cp -r "$top/patches-libvirt" "$tmp/patches.orig"
     mkdir -p "$tmp/repo/patches-libvirt"
+    [ ! -f "$top/patches-libvirt/cover-letter.txt" ] ||
+        cp "$top/patches-libvirt/cover-letter.txt" "$tmp/repo/patches-libvirt/"
     LV_TREE=$tmp/lv BUILD_ROOT=$tmp "$tmp/repo/scripts/libvirt-export.sh" 2>/dev/null
     diff -r "$tmp/patches.orig" "$tmp/repo/patches-libvirt"
 }
