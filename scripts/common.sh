@@ -72,3 +72,20 @@ series_files() {
     [ -f "$PATCHES/series" ] || return 0
     grep -v '^\s*\(#\|$\)' "$PATCHES/series" | sed "s|^|$PATCHES/|"
 }
+
+# Fill in the cover letter that git format-patch --cover-letter wrote ($1):
+# subject (first line) and text from a cover-letter.txt ($2), date $3 (the
+# last commit's, so that an export stays byte-stable); git's shortlog and
+# diffstat stay.
+fill_cover_letter() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import re, sys
+path, src, date = sys.argv[1:4]
+letter = open(path).read()
+subject, _, blurb = open(src).read().partition('\n')
+letter = re.sub(r'^Date: .*$', 'Date: ' + date, letter, count=1, flags=re.M)
+letter = letter.replace('*** SUBJECT HERE ***', subject.strip(), 1)
+letter = letter.replace('*** BLURB HERE ***', blurb.strip('\n'), 1)
+open(path, 'w').write(letter)
+PY
+}

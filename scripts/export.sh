@@ -32,17 +32,8 @@ if [ ${#cover[@]} != 0 ]; then
     # The cover letter's subject (first line) and text come from
     # cover-letter.txt next to the series; git adds the shortlog and the diffstat.
     # Its date is the last commit's, so that the export stays byte-stable.
-    python3 - "$tmp/0000-cover-letter.patch" "$PATCHES/cover-letter.txt" \
-        "$(git -C "$t" log -1 --format=%aD HEAD)" <<'PY'
-import re, sys
-path, src, date = sys.argv[1:4]
-letter = open(path).read()
-subject, _, blurb = open(src).read().partition('\n')
-letter = re.sub(r'^Date: .*$', 'Date: ' + date, letter, count=1, flags=re.M)
-letter = letter.replace('*** SUBJECT HERE ***', subject.strip(), 1)
-letter = letter.replace('*** BLURB HERE ***', blurb.strip('\n'), 1)
-open(path, 'w').write(letter)
-PY
+    fill_cover_letter "$tmp/0000-cover-letter.patch" "$PATCHES/cover-letter.txt" \
+        "$(git -C "$t" log -1 --format=%aD HEAD)"
 fi
 mkdir -p "$PATCHES"
 rm -f "$PATCHES"/*.patch
