@@ -120,6 +120,16 @@ check-series: tree
 check-quilt: deps
 	@$(S)/check-quilt.sh qemu
 
+# The series as a Debian package (README, "Debian package"): deb, the
+# source package in build/deb/ (quilt, dpkg-source -b, lintian compared
+# with Debian's); deb-binary, its binary packages with Debian's
+# debian/rules (hours on 2 cores; lists missing build-deps first)
+.PHONY: deb deb-binary
+deb: deps
+	@$(S)/deb.sh
+deb-binary: deb
+	@$(S)/deb.sh --binary
+
 demo: build build-upstream
 	@QEMU=build/qemu/build/qemu-system-x86_64 \
 	 QEMU_UPSTREAM=build/qemu-upstream/build/qemu-system-x86_64 \

@@ -89,3 +89,25 @@ letter = letter.replace('*** BLURB HERE ***', blurb.strip('\n'), 1)
 open(path, 'w').write(letter)
 PY
 }
+
+# quilt_series DIR: carry the series in DIR, a Debian source package
+# unpacked by $PKG_FETCH (Debian's own patches applied, .pc records them),
+# the way a packager would: the patches go to debian/patches/retry/ (no
+# clash with Debian's names), are appended to debian/patches/series and
+# pushed with quilt, without fuzz.  Fails unless every patch applies;
+# prints how many did.
+quilt_series() {
+    local d=$1 n p applied
+    n=$(series_files | wc -l)
+    [ "$n" -gt 0 ] || die "${PATCHES#"$top"/}/series is empty"
+    mkdir -p "$d/debian/patches/retry"
+    while read -r p; do
+        cp "$p" "$d/debian/patches/retry/"
+        echo "retry/$(basename "$p")" >> "$d/debian/patches/series"
+    done < <(series_files)
+    (cd "$d" && QUILT_PATCHES=debian/patches quilt push -a -q --fuzz=0 >/dev/null) ||
+        die "the series does not apply with quilt on $PKG $(cat "$d/.debian-version")"
+    applied=$(cd "$d" && QUILT_PATCHES=debian/patches quilt applied | grep -c "/retry/" || true)
+    [ "$applied" = "$n" ] || die "quilt applied $applied of $n patches"
+    echo "$applied"
+}

@@ -19,6 +19,8 @@ PKGS=(
     libglib2.0-dev libpixman-1-dev libaio-dev liburing-dev zlib1g-dev
     libfdt-dev
     dpkg-dev quilt xz-utils ca-certificates
+    # make deb: the series as a Debian source package, checked (scripts/deb.sh)
+    lintian devscripts libdistro-info-perl
     seabios ipxe-qemu
     busybox-static cpio kmod fuse3 libfuse3-dev
     # QEMU's own suites (scripts/gate.py): test-io-channel-command needs
