@@ -55,7 +55,7 @@ record() {
     total_pass=$((total_pass + p))
     total_fail=$((total_fail + f))
     total_skip=$((total_skip + s))
-    [ "$f" = 0 ] || failed_logs+=("$logdir/$name.log")
+    [ "$f" = 0 ] || failed_logs+=("$logdir/$name"*.log)
     summary+=("$(printf '%-10s %4d passed, %d failed, %d skipped (%ds)%s' \
                  "$name:" "$p" "$f" "$s" "$secs" "$extra")")
     echo "${summary[-1]}"
@@ -232,10 +232,11 @@ sweep_on_upstream() {
 }
 suite_iotests() {
     local t0=$SECONDS fmt pass=0 fail=0 skip=0 c1 c2 c3 n t list want extra=
-    local d=$b/tests/qemu-iotests notrun=$logdir/iotests-notrun.txt
+    local d=$b/tests/qemu-iotests notrun=$logdir/iotests-notrun.txt flaky=$logdir/iotests-flaky.txt
     [ -d "$d" ] || { record iotests 0 1 0 0; return; }
     list=$(iotests_list)
     : > "$notrun"
+    : > "$flaky"
     for fmt in raw qcow2; do
         local log=$logdir/iotests-$fmt.log flist
         # the series' own tests only on the formats they declare, so that
@@ -248,6 +249,19 @@ suite_iotests() {
         want=$(pinned "iotests-$fmt")
         (cd "$d" && timeout 1800 ../../pyvenv/bin/python3 ./check -tap -$fmt $flist) \
             > "$log" 2>&1 || true
+        # An upstream test that fails runs once more, alone: some race with
+        # their own helpers (qemu-img-bitmaps: common.nbd's nbd_server_stop
+        # kills qemu-nbd without waiting, and the next command may find the
+        # image still locked).  It counts as passed only if that run passes,
+        # and is named in $flaky; the series' own tests never run twice.
+        for t in $(sed -n "s/^not ok $fmt \([^ ]*\).*/\1/p" "$log"); do
+            series_iotests | grep -qx "$t" && continue
+            if (cd "$d" && timeout 600 ../../pyvenv/bin/python3 ./check -tap -$fmt "$t") \
+                    2>&1 | grep -qx "ok $fmt $t"; then
+                sed -i "s/^not ok $fmt $t\b.*/ok $fmt $t (failed once, passed alone: upstream's race)/" "$log"
+                echo "$fmt $t: failed once, passed on a second run (log: $log)" >> "$flaky"
+            fi
+        done
         n=$(grep -cE '^(not )?ok ' "$log")
         c3=$(grep -cE '^ok .*# *(SKIP|skip)' "$log")
         {
@@ -283,6 +297,7 @@ suite_iotests() {
     done
     if sweep_on_upstream; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
     [ "$skip" -gt 0 ] && extra=" (not run, by format and reason, in $notrun)"
+    [ -s "$flaky" ] && extra+="; $(grep -c . "$flaky") upstream test(s) passed only on a second run, in $flaky"
     record iotests $pass $fail $skip $((SECONDS - t0)) "$extra"
     # the not-run list, grouped by format and reason
     sort "$notrun" | awk -F'|' '$1 != last { if (last != "") print line; line = "    not run " $1 ":"; last = $1 }
