@@ -172,20 +172,24 @@ class NbdStorage(Storage):
             if self.proc.poll() is not None:
                 raise Fail('qemu-storage-daemon exited (%d): %s' % (
                     self.proc.returncode, self.ctx.tail('qsd-%d' % self.starts)))
-            if self.tcp:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                where = ('127.0.0.1', self.port)
-            else:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                where = self.sock
-            try:
-                s.connect(where)
-                return True
-            except OSError:
-                return False
-            finally:
-                s.close()
+            return self.accepts()
         wait_until(up, time.monotonic() + 15, 'NBD server socket')
+
+    def accepts(self):
+        """whether the server's socket accepts a connection now"""
+        if self.tcp:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            where = ('127.0.0.1', self.port)
+        else:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            where = self.sock
+        try:
+            s.connect(where)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def stop(self):
         if self.proc:
