@@ -41,8 +41,10 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 TOP = os.path.dirname(HERE)
+# the harness package (tests/harness): its parent on sys.path (retrybench
+# is next to this file)
+sys.path.insert(1, os.path.join(TOP, 'tests'))
 RESULTS = os.path.join(TOP, 'build', 'bench-results')
 
 ITEMS = ('fastpath', 'scale', 'recovery', 'timeout', 'hung')

@@ -13,14 +13,12 @@ import os
 import subprocess
 import time
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import paths
 
-PATCHED = os.environ.get('QEMU') or os.path.join(
-    TOP, 'build/qemu/build/qemu-system-x86_64')
-UPSTREAM = os.environ.get('QEMU_UPSTREAM') or os.path.join(
-    TOP, 'build/qemu-upstream/build/qemu-system-x86_64')
-BEFORE = os.environ.get('QEMU_BEFORE') or os.path.join(
-    TOP, 'build/qemu-nbd/build/qemu-system-x86_64')
+TOP = paths.REPO
+PATCHED = paths.QEMU
+UPSTREAM = paths.QEMU_UPSTREAM
+BEFORE = paths.QEMU_BEFORE
 
 
 def sha256(path):

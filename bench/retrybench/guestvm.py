@@ -3,12 +3,13 @@ QEMU_CLOCK_VIRTUAL, which under -accel qtest only moves with clock_step):
 a TCG guest running bench-io (bench/guest/bench-io.c) on raw virtio-blk
 disks.
 
-Everything but the workload comes from the e2e harness (tests/e2e/e2e):
-the kernel and initramfs (guest.build_guest: Debian's kernel, busybox, the
+Everything but the workload comes from the harness (tests/harness): the
+kernel and initramfs (workload.build_guest: Debian's kernel, busybox, the
 virtio modules), the failing storage (storage.FuseStorage: loop device over
-a failing FUSE file; storage.NbdStorage: qemu-storage-daemon), QEMU through
-QEMUMachine and qemu.qmp (vm.Qemu, vm.Monitor, vm.Console) and the run
-context (runner.Ctx).  The bench guest is that initramfs with a second
+a failing FUSE file, failed and restored through its control file;
+storage.NbdStorage: qemu-storage-daemon, killed and started again), QEMU
+through QEMUMachine and qemu.qmp (vm.VM, vm.Monitor, console.Console) and
+the run context (context.RunContext).  The bench guest is that initramfs with a second
 cpio archive appended (the kernel unpacks both, the later files win): its
 own /init and /bin/bench-io.
 
@@ -21,29 +22,26 @@ series' NBD patches, its attempts asked for (nbd_connect_thread_woken) and
 background connections (nbd_connect_thread_ready).
 """
 
-import argparse
 import contextlib
 import hashlib
 import os
 import re
+import shutil
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HERE = os.path.join(TOP, 'bench', 'guest')
-CACHE = os.path.join(TOP, 'build', 'bench-cache')
-sys.path.insert(0, os.path.join(TOP, 'tests', 'e2e'))
-# pylint: disable=wrong-import-position
-from e2e import guest as e2e_guest            # noqa: E402
-from e2e import runner, vm                    # noqa: E402
-from e2e.base import Fail, wait_until         # noqa: E402
-from e2e.storage import FuseStorage, NbdStorage   # noqa: E402
+from harness import paths, vm, workload
+from harness.checks import Fail, wait_until
+from harness.context import Env, RunContext
+from harness.report import percentile, stats
+from harness.storage import FuseStorage, NbdStorage
 
-from .binaries import PATCHED, UPSTREAM                      # noqa: E402
-from .qtestvirtio import wait_for_binary                     # noqa: E402
+from .binaries import PATCHED, UPSTREAM
+from .qtestvirtio import wait_for_binary
+
+HERE = os.path.join(paths.REPO, 'bench', 'guest')
+CACHE = paths.build('bench-cache')
 
 TRACE_EVENTS = ('virtio_blk_req_complete', 'virtio_blk_handle_write',
                 'virtio_blk_handle_read', 'blk_retry_park', 'blk_retry_timeout',
@@ -54,7 +52,7 @@ TRACE_EVENTS = ('virtio_blk_req_complete', 'virtio_blk_handle_write',
 
 def build_bench_guest():
     """(kernel, initrd): the e2e guest with bench-io and its /init laid over"""
-    kernel, initrd = e2e_guest.build_guest()
+    kernel, initrd = workload.build_guest()
     os.makedirs(CACHE, exist_ok=True)
     src = os.path.join(HERE, 'bench-io.c')
     init = os.path.join(HERE, 'init.sh')
@@ -85,22 +83,20 @@ def build_bench_guest():
     return kernel, out
 
 
-_ENV = {}
+_ENV = []
 
 
 def env():
+    """the harness's Env of the bench guest (built once)"""
     if not _ENV:
         for b in (PATCHED, UPSTREAM):
             wait_for_binary(b)
         kernel, initrd = build_bench_guest()
-        e = {'qemu': PATCHED, 'kernel': kernel, 'initrd': initrd,
-             'qsd': os.path.join(os.path.dirname(PATCHED), 'storage-daemon',
-                                 'qemu-storage-daemon')}
-        e['accel'] = vm.pick_accel(argparse.Namespace(accel=os.environ.get(
-            'E2E_ACCEL', 'auto')), e)
-        e['retry_props'] = {'virtio-blk': vm.retry_props(PATCHED, 'virtio-blk')}
-        _ENV.update(e)
-    return _ENV
+        _ENV.append(Env(
+            qemu=PATCHED, kernel=kernel, initrd=initrd, qsd=paths.qsd_for(PATCHED),
+            accel=vm.pick_accel(os.environ.get('E2E_ACCEL', 'auto'), PATCHED, kernel, initrd),
+            retry_props={'virtio-blk': vm.retry_props(PATCHED, 'virtio-blk')}))
+    return _ENV[0]
 
 
 class BenchVM:
@@ -110,14 +106,7 @@ class BenchVM:
     def __init__(self, name, kind, ndisks, policy, bio_args, binary=None, mem=256,
                  disk_mb=256):
         e = env()
-        tempfile.tempdir = None
-        os.makedirs('/tmp', exist_ok=True)
-        self.base = tempfile.mkdtemp(prefix='bench-%s-' % name)
-        tempfile.tempdir = self.base          # runner.Ctx makes its dir in here
-        try:
-            self.ctx = runner.Ctx(argparse.Namespace(), e, name)
-        finally:
-            tempfile.tempdir = None
+        self.ctx = RunContext(name, e, prefix='bench-')
         self.kind = kind
         self.trace = os.path.join(self.ctx.workdir, 'trace.log')
         self.storages = []
@@ -127,13 +116,12 @@ class BenchVM:
             with open(img, 'wb') as f:
                 f.truncate(disk_mb << 20)
             if kind == 'fuse':
-                st = FuseStorage(self.ctx, img, 'native')
-                st.mnt = os.path.join(self.ctx.workdir, 'fuse%d' % i)
+                st = FuseStorage(self.ctx, img, 'native', name='fuse%d' % i)
             else:
                 # 'nbd': unix socket; 'nbd-tcp': TCP on 127.0.0.1 (a port
                 # free at set-up, kept across restarts of the daemon)
-                st = NbdStorage(self.ctx, img, e['qsd'], 0, tcp=kind == 'nbd-tcp')
-                st.sock = os.path.join(self.ctx.workdir, 'nbd%d.sock' % i)
+                st = NbdStorage(self.ctx, img, e.qsd, 0, tcp=kind == 'nbd-tcp',
+                                name='nbd%d' % i)
             self.storages.append(st)
             disks.append(vm.Disk(st, 'virtio-blk', policy, node='disk%d' % i, index=i))
         self.disks = disks
@@ -142,9 +130,9 @@ class BenchVM:
             trace += ['-trace', 'enable=' + ev]
         append = 'quiet console=ttyS0 panic=-1 bench.disks=%d bench.args=%s' % (
             ndisks, ','.join(bio_args))
-        self.q = vm.Qemu(self.ctx, binary or PATCHED, 'bench', disks=disks, append=append,
-                         mem=mem, extra_args=trace + ['-D', self.trace, '-msg', 'timestamp=on',
-                                                      '-name', 'bench,debug-threads=on'])
+        self.q = vm.VM(self.ctx, binary or PATCHED, 'bench', disks=disks, append=append,
+                       mem=mem, extra_args=trace + ['-D', self.trace, '-msg', 'timestamp=on',
+                                                    '-name', 'bench,debug-threads=on'])
 
     def start(self, boot_timeout=120):
         for st in self.storages:
@@ -174,6 +162,8 @@ class BenchVM:
         return sum(r for r, _ in self.retry_state())
 
     def wait_parked(self, n, timeout=30):
+        """n requests parked in all: query-block (QEMU has no event per
+        parked request, only one per episode)"""
         return wait_until(lambda: self.parked() >= n, time.monotonic() + timeout,
                           '%d parked requests' % n, step=0.02)
 
@@ -184,45 +174,16 @@ class BenchVM:
             self.qmp.cmd('block-retry-set', a)
 
     def fail(self, i=0):
-        """storage i fails; for loop/FUSE through the control file, whose
-        write returns once failing-fuse switched (a signal would be
-        asynchronous)"""
-        st = self.storages[i]
-        if self.kind == 'fuse':
-            with open(os.path.join(st.mnt, 'ctl'), 'w') as f:
-                f.write('fail')
-        else:
-            st.fail()
+        """storage i fails (harness.storage: FUSE's control file, whose
+        write returns once failing-fuse switched; NBD: the daemon killed)"""
+        self.storages[i].fail()
 
     def restore(self, i=0):
         """storage i is back when this returns; returns t_r (time.time()):
-        FUSE: the control write returned; NBD: the first connect() of a
-        probe that tries every 1 ms from before the daemon starts (the
-        harness's own wait polls every 50 ms: a QEMU client that asks for
-        a connection every 100 ms may connect, and its parked requests
-        complete, before that wait ends)"""
-        st = self.storages[i]
-        if self.kind == 'fuse':
-            with open(os.path.join(st.mnt, 'ctl'), 'w') as f:
-                f.write('ok')
-            return time.time()
-        found = []
-        halt = threading.Event()
-
-        def probe():
-            while not halt.is_set():
-                if st.accepts():
-                    found.append(time.time())
-                    return
-                time.sleep(0.001)
-        th = threading.Thread(target=probe, daemon=True, name='nbd-probe')
-        th.start()
-        try:
-            st.restore()
-            th.join(5)
-        finally:
-            halt.set()
-        return found[0] if found else time.time()
+        FUSE: the control write returned; NBD: qemu-storage-daemon's
+        pidfile was written (after its NBD server was set up, before it
+        accepts: the moment a client can connect)"""
+        return self.storages[i].restore()
 
     def send(self, text):
         self.ctx.console.send(text)
@@ -236,13 +197,14 @@ class BenchVM:
         return out
 
     def wait_idle(self, timeout=60):
-        """the guest's requests all completed (after a pause)"""
+        """the guest's requests all completed (after a pause): a heartbeat
+        line says so"""
         t0 = time.monotonic()
 
         def idle():
             hb = self.heartbeats(t0)
             return hb and hb[-1][1]['inflight'] == 0
-        wait_until(idle, time.monotonic() + timeout, 'guest idle', step=0.05)
+        self.ctx.console.wait_for(idle, time.monotonic() + timeout, 'idle')
 
     def threads_cpu(self):
         """{tid: (name, CPU seconds)} of QEMU's threads (schedstat, ns)"""
@@ -259,12 +221,11 @@ class BenchVM:
 
     def stop_qemu(self):
         """end QEMU (SIGTERM: a clean exit, so the trace file is complete)"""
-        self.q.kill(grace=10.0)
+        self.q.terminate(grace=10.0)
 
     def close(self):
         self.ctx.close()
-        import shutil
-        shutil.rmtree(self.base, ignore_errors=True)
+        shutil.rmtree(self.ctx.workdir, ignore_errors=True)
 
 
 def cpu_delta(a, b, pid):
@@ -314,22 +275,6 @@ def request_spans(trace):
             if t0 is not None:
                 spans.append((t0, t, int(f.get('status', 0))))
     return spans
-
-
-def percentile(xs, p):
-    if not xs:
-        return float('nan')
-    xs = sorted(xs)
-    k = (len(xs) - 1) * p / 100.0
-    i = int(k)
-    j = min(i + 1, len(xs) - 1)
-    return xs[i] + (xs[j] - xs[i]) * (k - i)
-
-
-def stats(xs):
-    return {'n': len(xs), 'min': min(xs) if xs else float('nan'),
-            'p50': percentile(xs, 50), 'p90': percentile(xs, 90),
-            'p99': percentile(xs, 99), 'max': max(xs) if xs else float('nan')}
 
 
 __all__ = ['BenchVM', 'Fail', 'cpu_delta', 'parse_trace', 'request_spans', 'stats',

@@ -11,25 +11,10 @@ share one 4 KiB page (the contents do not matter).
 
 import os
 import struct
-import sys
 import time
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def qemu_python_dir():
-    for d in (os.environ.get('QEMU_PYTHON'),
-              os.path.join(TOP, 'build', 'qemu', 'python'),
-              os.path.join(TOP, 'build', 'qemu-upstream', 'python')):
-        if d and os.path.isfile(os.path.join(d, 'qemu', 'machine', 'qtest.py')):
-            return d
-    raise SystemExit('error: no QEMU python/ tree (build/qemu/python: run make tree, '
-                     'or set QEMU_PYTHON)')
-
-
-sys.path.insert(0, qemu_python_dir())
-# pylint: disable=wrong-import-position
-from qemu.machine.qtest import QEMUQtestMachine      # noqa: E402
+import harness  # noqa: F401  (the harness puts the QEMU tree's python/ on sys.path)
+from qemu.machine.qtest import QEMUQtestMachine
 
 
 IO_BASE = 0xc000
@@ -52,7 +37,8 @@ def desc(addr, length, flags, nxt):
 
 
 def wait_for_binary(path, timeout=300):
-    """the lead may be rebuilding: wait for the binary to come back"""
+    """the lead may be rebuilding: wait for the binary to come back (a
+    file's appearance has no event here: looked for every 5 s)"""
     dl = time.monotonic() + timeout
     while not os.access(path, os.X_OK):
         if time.monotonic() > dl:
@@ -75,8 +61,6 @@ class Machine:
     def qt(self, line):
         self.ncmds += 1
         r = self.vm.qtest(line)
-        while r.startswith('IRQ'):          # not ours: the answer follows
-            r = self.vm._qtest._sockfile.readline()    # pylint: disable=protected-access
         w = r.split()
         if not w:
             raise RuntimeError('QEMU closed the qtest socket: %s' % self.vm.get_log())
@@ -104,6 +88,14 @@ class Machine:
     # QMP (the machine's own monitor)
     def qmp(self, cmd, **args):
         return self.vm.cmd(cmd, **args)
+
+    def drop_events(self):
+        """forget the QMP events received so far"""
+        self.vm.get_qmp_events()
+
+    def wait_event(self, name, timeout=120):
+        """the next event `name` since drop_events (QEMUMachine.event_wait)"""
+        return self.vm.event_wait(name, timeout=timeout)
 
     @property
     def pid(self):

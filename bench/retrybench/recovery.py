@@ -10,8 +10,8 @@ interval);
 then it comes back at t_r:
   fuse  'ok' written to failing-fuse's control file (the write returns once
         it switched; the loop device answers again at once)
-  nbd   qemu-storage-daemon started again; t_r = its socket accepts (a
-        probe tries to connect every 1 ms)
+  nbd   qemu-storage-daemon started again; t_r = its pidfile was
+        written (after its NBD server is set up, before it accepts)
 and the time from t_r to each parked request's completion
 (virtio_blk_req_complete in QEMU's trace; a request is parked in this
 outage if it was submitted before t_r and completed after it) is one
@@ -81,7 +81,8 @@ def _n_outages(outages, point):
 class Manager(threading.Thread):
     """the upstream baseline's manager: every `period` s query-status; when
     the VM is paused on an error, query-block (what a manager reads to
-    see which disk) and cont"""
+    see which disk) and cont.  It polls on purpose: it is the model of a
+    polling manager (KubeVirt's), whose period is part of what is measured"""
 
     def __init__(self, qmp, period=MANAGER_PERIOD):
         super().__init__(daemon=True, name='manager')
@@ -112,11 +113,22 @@ class Manager(threading.Thread):
         self.join(5)
 
 
-def _last_runstate(qmp, since_mono):
-    """(event, arrival) of the last STOP/RESUME at or after since_mono"""
-    evs = [(t, ev['event']) for name in ('STOP', 'RESUME') for t, ev in qmp.named(name)
-           if t >= since_mono]
-    return max(evs) if evs else None
+def _wait_running_again(qmp, start, t_r_mono, deadline, quiet=1.2):
+    """the upstream baseline is done with an outage once the VM runs again
+    and stays running: a RESUME (at or after event index `start`) followed
+    by `quiet` s without a STOP, counted from the later of the RESUME and
+    the restore"""
+    i = start
+    while True:
+        r = qmp.next_event('RESUME', deadline, start=i)
+        if r is None:
+            return False
+        i, t, _ = r
+        i += 1
+        again = qmp.next_event('STOP', max(t, t_r_mono) + quiet, start=i)
+        if again is None:
+            return True
+        i = again[0] + 1
 
 
 def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, seed=1,
@@ -155,16 +167,15 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
                         variant, kind, point, k, n))
                     break
                 t_fail = time.time()
-                t_fail_mono = time.monotonic()
+                i0 = b.qmp.mark()
                 if stop_mode:
-                    i0 = len(b.qmp.events)
                     b.fail()
                     b.qmp.wait_event('STOP', time.monotonic() + 30, start=i0)
                 else:
                     b.fail()
                     b.wait_parked(DEPTH)
                 time.sleep(rnd.uniform(1.0, 1.0 + interval / 1000.0))
-                n_end = len(b.qmp.named('BLOCK_IO_RETRY_END'))
+                i_end = b.qmp.mark()
                 t_r = b.restore()
                 t_r_mono = time.monotonic() - (time.time() - t_r)
                 answer = None
@@ -172,18 +183,13 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
                     answer = b.qmp.cmd('block-retry-resubmit', {'id': b.qom(0)})
                 marks.append((point, t_fail, t_r, answer))
                 dl = time.monotonic() + interval / 1000.0 + 40
-                while True:
-                    if stop_mode:
-                        last = _last_runstate(b.qmp, t_fail_mono)
-                        if (last and last[1] == 'RESUME' and
-                                time.monotonic() - max(last[0], t_r_mono) > 1.2):
-                            break
-                    elif len(b.qmp.named('BLOCK_IO_RETRY_END')) > n_end:
-                        break
-                    if time.monotonic() > dl:
-                        raise RuntimeError('%s %s: not recovered %.0f s after the restore' % (
-                            variant, kind, interval / 1000.0 + 40))
-                    time.sleep(0.02)
+                if stop_mode:
+                    ok = _wait_running_again(b.qmp, i0, t_r_mono, dl)
+                else:
+                    ok = b.qmp.next_event('BLOCK_IO_RETRY_END', dl, start=i_end) is not None
+                if not ok:
+                    raise RuntimeError('%s %s: not recovered %.0f s after the restore' % (
+                        variant, kind, interval / 1000.0 + 40))
                 time.sleep(0.3)           # healthy I/O between outages
             if cut:
                 break

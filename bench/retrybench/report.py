@@ -194,8 +194,9 @@ def matrix_table(rm):
         if o.get('source') and 'recovery-matrix-nbd' in o['source']:
             notes.append('from the recovery-matrix-nbd run')
         if o.get('conts_per_outage'):
-            c = sorted(o['conts_per_outage'])
-            notes.append('cont per outage: median %d, max %d' % (c[len(c) // 2], c[-1]))
+            c = o['conts_per_outage']
+            notes.append('cont per outage: median %d, max %d' % (statistics.median_high(c),
+                                                                 max(c)))
         lines.append('| %s | %s | %s | %.0f | **%.0f** | %.0f | %s | %d (%d) | %s | %s |' % (
             KIND_LABEL[kind], point if variant != 'upstream' else '(%s)' % point,
             short[variant], s['p50'], s['p99'], s['max'],

@@ -69,7 +69,8 @@ def retry_state(m):
 
 def wait_parked(m, want_per_disk, attempts_before=None, timeout=120):
     """patched: every disk has its requests parked (after one more attempt
-    than attempts_before)"""
+    than attempts_before); query-block, as QEMU has no event per parked
+    request or attempt"""
     dl = time.monotonic() + timeout
     while True:
         st = retry_state(m)
@@ -82,11 +83,10 @@ def wait_parked(m, want_per_disk, attempts_before=None, timeout=120):
             raise RuntimeError('requests not parked: %s, want %s' % (st, want_per_disk))
 
 
-def wait_status(m, want, timeout=120):
-    dl = time.monotonic() + timeout
-    while m.qmp('query-status')['status'] != want:
-        if time.monotonic() > dl:
-            raise RuntimeError('status never became %s' % want)
+def wait_stopped(m, timeout=120):
+    """upstream, werror=stop: the VM stopped on the error (its STOP event,
+    the first since m.drop_events())"""
+    m.wait_event('STOP', timeout)
 
 
 def settle(m, rounds=5):
@@ -162,12 +162,13 @@ def one_point(variant, ndisks, nreq, k_attempts, nqueues=None, callgrind=None,
         settle(m)
         mem0 = heap_bytes(m, work) if massif else m.memory_kb()
         # 3. park them all
+        m.drop_events()
         for q, n in queues:
             q.kick(n)
         if variant == 'patched':
             st = wait_parked(m, per_disk)
         else:
-            wait_status(m, 'io-error')
+            wait_stopped(m)
             settle(m, 20)
         mem1 = heap_bytes(m, work) if massif else m.memory_kb()
         # 4. attempts.  patched: one qtest command after each clock_step (the
@@ -189,8 +190,9 @@ def one_point(variant, ndisks, nreq, k_attempts, nqueues=None, callgrind=None,
                 m.clock_step(INTERVAL_MS * 1000000)
                 m.qt('readw 0x0')
             else:
+                m.drop_events()
                 m.qmp('cont')
-                wait_status(m, 'io-error')
+                wait_stopped(m)
         cpu = m.main_thread_cpu() - c0
         done = k_attempts
         if variant == 'patched':

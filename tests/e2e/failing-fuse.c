@@ -12,7 +12,11 @@
  * Control:
  *   SIGUSR1          fail reads and writes (and fsync) with EIO
  *   SIGUSR2          recover: serve I/O normally again
- *   MOUNTPOINT/ctl   write "fail", "fail-read", "fail-write" or "ok"
+ *   MOUNTPOINT/ctl   write "fail", "fail-read", "fail-write" or "ok" (the write
+ *                    returns once the state changed: what the harness uses)
+ * Readiness: with FAILING_FUSE_READY_FD=N in the environment, "ready" is
+ * written to fd N (and N closed) once the kernel's INIT reached the file
+ * system, i.e. once MOUNTPOINT is mounted and served.
  * State changes and failed-request counts are logged on stderr.
  */
 #define FUSE_USE_VERSION 31
@@ -204,6 +208,22 @@ static int ff_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     return strcmp(path, "/ctl") == 0 ? 0 : -EPERM;
 }
 
+static void *ff_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    const char *fd = getenv("FAILING_FUSE_READY_FD");
+    (void)conn;
+    (void)cfg;
+    if (fd) {
+        int n = atoi(fd);
+        if (write(n, "ready\n", 6) != 6) {
+            perror("failing-fuse: ready fd");
+        }
+        close(n);
+    }
+    log_state("mounted");
+    return NULL;
+}
+
 static void ff_destroy(void *data)
 {
     (void)data;
@@ -221,6 +241,7 @@ static const struct fuse_operations ops = {
     .write = ff_write,
     .fsync = ff_fsync,
     .truncate = ff_truncate,
+    .init = ff_init,
     .destroy = ff_destroy,
 };
 

@@ -28,9 +28,11 @@ missing, every run that needs it fails: $QEMU is no substitute), $QSD
 (qemu-storage-daemon, default next to $QEMU).  A run that needs retry
 support fails when $QEMU lacks it: nothing is skipped.
 
-The harness is the package e2e/ next to this file (storage, vm, guest,
-scenarios, runner, report, cli); it drives QEMU with qemu.machine and
-qemu.qmp from the QEMU tree's python/ (build/qemu/python, or $QEMU_PYTHON).
+The scenarios are the package e2e/ next to this file (scenarios, runner,
+torture, cli), on the harness shared with the libvirt e2e and the bench,
+tests/harness (storage, vm, console, workload, context, report); it drives
+QEMU with qemu.machine and qemu.qmp from the QEMU tree's python/
+(build/qemu/python, or $QEMU_PYTHON).
 
 Output: one "PASS|FAIL <scenario>/<device>/<storage> details" line per
 run, then "N passed, N failed, N skipped" (never a skip); exit status 1 on
@@ -40,7 +42,8 @@ any failure.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the harness package (tests/harness): its parent, tests/, on sys.path
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from e2e import cli  # noqa: E402
 

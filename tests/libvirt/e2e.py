@@ -24,6 +24,7 @@ build/qemu/build and build/qemu-upstream/build (make build build-upstream).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -31,19 +32,21 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import contextlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, 'tests', 'e2e'))
+# the harness package (tests/harness): its parent, tests/, on sys.path
+sys.path.insert(1, os.path.dirname(HERE))
 
-# the e2e harness's building blocks: failing storage, the guest image, the
-# serial console reader
-from e2e import base, guest, storage, vm   # noqa: E402
-from e2e.base import Fail, kv, wait_until  # noqa: E402
+# the harness's building blocks: failing storage, the guest image and its
+# workload, the serial console reader, the work directory
+import harness                                          # noqa: E402
+from harness import paths, storage, workload           # noqa: E402
+from harness.checks import Fail                         # noqa: E402
+from harness.console import Console                     # noqa: E402
+from harness.process import Workdir                     # noqa: E402
+from harness.workload import kv                         # noqa: E402
 
 NAME = 'retry-e2e'
 
@@ -186,28 +189,6 @@ class Virsh:
         self.log.close()
 
 
-class Ctx:
-    """what the e2e harness's FuseStorage needs of a run"""
-
-    def __init__(self, workdir):
-        self.workdir = workdir
-        self.procs = base.Procs(workdir)
-        self.cleanups = contextlib.ExitStack()
-
-    def tail(self, logname, n=400):
-        try:
-            with open(os.path.join(self.workdir, logname + '.log'), 'rb') as f:
-                return f.read()[-n:].decode('utf-8', 'replace').strip().replace('\n', ' | ')
-        except OSError:
-            return ''
-
-    def close(self):
-        try:
-            self.cleanups.close()
-        finally:
-            self.procs.cleanup()
-
-
 def setup_root(root):
     os.makedirs(os.path.join(root, 'etc'), exist_ok=True)
     with open(os.path.join(root, 'etc', 'qemu.conf'), 'w') as f:
@@ -257,7 +238,7 @@ def run(args, R):
     if os.geteuid() != 0:
         raise Fail('needs root (loop device, FUSE mount)')
 
-    kernel, initrd = guest.build_guest()
+    kernel, initrd = workload.build_guest()
     for i, bus in enumerate(args.buses):
         try:
             run_bus(args, R, bus, kernel, initrd, first=(i == 0))
@@ -274,8 +255,8 @@ def run_bus(args, R, bus, kernel, initrd, first):
     def ok(check, cond, detail):
         return R.ok(check if check == CHECKS[0] else '%s/%s' % (bus, check), cond, detail)
 
-    work = tempfile.mkdtemp(prefix='libvirt-e2e-%s-' % bus, dir='/tmp')
-    ctx = Ctx(work)
+    ctx = Workdir('libvirt-e2e-%s-' % bus, '/tmp')
+    work = ctx.workdir
     virsh = console = None
     finished = False
     try:
@@ -307,9 +288,11 @@ def run_bus(args, R, bus, kernel, initrd, first):
         out = virsh.cmd('create %s' % xml, timeout=120)
         if "Domain '%s' created" % NAME not in out:
             raise Fail('virsh create failed: %s' % out)
-        console = vm.Console(os.path.join(work, 'console.log'))
+        # QEMU listens on it before virsh create returns (libvirt starts
+        # QEMU paused, connects its monitor, then lets it run)
+        console = Console(os.path.join(work, 'console.log'))
         s = socket.socket(socket.AF_UNIX)
-        wait_until(lambda: s.connect_ex(sock) == 0, time.monotonic() + 10, 'console socket')
+        s.connect(sock)
         console.attach(s, 'guest')
 
         # 2. the command line libvirt gave QEMU
@@ -338,8 +321,8 @@ def run_bus(args, R, bus, kernel, initrd, first):
         # the guest writes
         dl = time.monotonic() + args.boot_timeout
         console.wait(r'E2E-START', dl, what='workload start')
-        wait_until(lambda: (guest.last_progress(SimpleCtx(console)) or {}).get('written', 0) >= 20,
-                   time.monotonic() + 60, 'warm-up writes', step=0.1)
+        workload.wait_progress(console, lambda t, p: p.get('written', 0) >= 20,
+                               time.monotonic() + 60, 'warm-up writes')
         before = virsh.cmd('domblkerror %s' % NAME)
 
         # 4. the outage; the start of the hang arrives as an I/O error event
@@ -415,16 +398,20 @@ def run_bus(args, R, bus, kernel, initrd, first):
         ok('qmp-commands', qmp_ok, qmp_detail + '; fail (after) %s' % r_fail)
 
         # 9. the guest: resumes, then stops and verifies every file it wrote
-        wait_until(lambda: any(kv(m.group(1)).get('busy_ms', 0) < 1000 and
-                               kv(m.group(1)).get('written', 0) > 0
-                               for _, _, _, m in console.find(r'E2E-PROGRESS (.*)', t_rest)),
-                   time.monotonic() + 30, 'guest writes to resume', step=0.1)
+        workload.wait_progress(console, lambda t, p: p.get('busy_ms', 0) < 1000 and
+                               p.get('written', 0) > 0, time.monotonic() + 30,
+                               'writes to resume', since=t_rest)
         time.sleep(2.0)         # a little more load after the outage
+        # the guest's power-off arrives as a lifecycle event (Shutdown, then
+        # Stopped; virsh registers its callback long before: the guest first
+        # verifies its files and checks its filesystem)
+        h = virsh.start('event --domain %s --event lifecycle --timeout 90' % NAME)
         console.send('\nE2E-STOP\n')
         _, _, m = console.wait(r'E2E-RESULT (.*)', time.monotonic() + 90, what='E2E-RESULT')
         res = kv(m.group(1))
-        wait_until(lambda: NAME not in virsh.cmd('list --all --name'),
-                   time.monotonic() + 60, 'the guest to power off', step=0.5)
+        out = virsh.wait(h, 100)
+        if 'Shutdown' not in out and 'Stopped' not in out:
+            raise Fail('no lifecycle event after the guest powered off: %s' % out)
         gerr = console.find(r'E2E-WERR |E2E-RERR |I/O error|EXT4-fs error|Remounting', t_fail)
         ok('guest-data',
            res.get('written', 0) > 20 and res.get('verified') == res.get('written') and
@@ -452,13 +439,6 @@ def run_bus(args, R, bus, kernel, initrd, first):
             sys.stderr.write('libvirt-e2e: work directory kept: %s\n' % work)
 
 
-class SimpleCtx:
-    """guest.last_progress() reads ctx.console"""
-
-    def __init__(self, console):
-        self.console = console
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--outage', type=float, default=5.0, help='seconds of failing storage')
@@ -470,16 +450,14 @@ def main():
                     help='disk buses to run, comma separated (default: virtio,scsi)')
     ap.add_argument('--keep', action='store_true', help='keep the work directory')
     ap.add_argument('-v', '--verbose', action='store_true')
-    ap.add_argument('--qemu', default=os.environ.get('QEMU') or os.path.join(
-        REPO, 'build', 'qemu', 'build', 'qemu-system-x86_64'))
-    ap.add_argument('--qemu-upstream', default=os.environ.get('QEMU_UPSTREAM') or os.path.join(
-        REPO, 'build', 'qemu-upstream', 'build', 'qemu-system-x86_64'))
-    ap.add_argument('--libvirt-build', default=os.environ.get('LIBVIRT_BUILD') or os.path.join(
-        REPO, 'build', 'libvirt', 'build'))
+    ap.add_argument('--qemu', default=paths.QEMU)
+    ap.add_argument('--qemu-upstream', default=paths.QEMU_UPSTREAM)
+    ap.add_argument('--libvirt-build', default=os.environ.get('LIBVIRT_BUILD') or
+                    paths.build('libvirt/build'))
     ap.add_argument('--list', action='store_true',
                     help='print the names of the checks, one a line, and exit')
     args = ap.parse_args()
-    base.VERBOSE = args.verbose
+    harness.setup_logging(args.verbose)
     args.buses = [x for x in args.bus.split(',') if x]
     for x in args.buses:
         if x not in BUSES:

@@ -1,14 +1,11 @@
-"""Guest-level end-to-end tests for werror/rerror=retry.
+"""Guest-level end-to-end tests for werror/rerror=retry: what is particular
+to them, on the shared harness (tests/harness: storage, vm, console,
+workload, context, report).
 
 Modules, by job:
-  base       paths, logging, errors, deadlines, the processes the harness starts
-  storage    storage that really fails: loop device over a FUSE file, NBD
-             served by qemu-storage-daemon (unix socket or TCP), images
-  vm         QEMU control: QEMUMachine and qemu.qmp from the QEMU tree's
-             python/, the serial console reader, accelerator choice
-  guest      the guest image (kernel + initramfs) and the workload's protocol
   scenarios  one module per family of scenarios, and the run matrix
-  runner     one run: its context, work directory and clean-up
-  report     result lines, timelines, verdicts of the "before" runs
-  cli        the command line (run.py)
+  runner     the environment of a run.py invocation, one run and its
+             clean-up
+  torture    the seeded torture on the sanitizer build
+  cli        the command line (run.py), the demo
 """

@@ -1,4 +1,4 @@
-"""The command line of run.py."""
+"""The command line of run.py, and the demo."""
 
 import argparse
 import os
@@ -7,7 +7,9 @@ import signal
 import sys
 import time
 
-from . import base, report
+import harness
+from harness import report
+
 from .runner import prepare, run_one
 from .scenarios import (ALL_SCENARIOS, ALL_STORAGES, CHECK_SUITE, DEVICES,
                         FULL_SUITE, OPS_TABLE_SUITE, QUICK_SUITE, SCENARIOS, operations)
@@ -83,7 +85,7 @@ def main(doc=None):
     ap.add_argument('--keep', action='store_true', help='keep work dirs')
     ap.add_argument('-v', '--verbose', action='store_true')
     args = ap.parse_args()
-    base.VERBOSE = args.verbose
+    harness.setup_logging(args.verbose)
 
     if args.scenario:
         names = args.scenario.split(',')
@@ -129,12 +131,12 @@ def main(doc=None):
     t0 = time.monotonic()
     env = prepare(args)
     print('e2e: QEMU=%s (retry support: %s), upstream=%s, accel=%s' % (
-        env['qemu'], ', '.join('%s %s' % (d, 'yes' if env['retry'][d] else 'no')
-                               for d in DEVICES),
-        env['upstream'][0] or 'none: the runs that need it fail', env['accel']))
+        env.qemu, ', '.join('%s %s' % (d, 'yes' if env.has_retry(d) else 'no')
+                            for d in DEVICES),
+        env.upstream or 'none: the runs that need it fail', env.accel))
     sys.stdout.flush()
     if args.demo:
-        sts = report.demo(args, env)
+        sts = demo(args, env)
         return 1 if 'FAIL' in sts else 0
     if args.torture:
         from .torture import torture
@@ -143,7 +145,7 @@ def main(doc=None):
         else:
             seeds = [random.SystemRandom().randrange(1, 1 << 31)]
         print('torture: QEMU=%s, seeds %s, %.0f s each' % (
-            env['torture_qemu'], ','.join(map(str, seeds)), args.duration))
+            env.torture_qemu, ','.join(map(str, seeds)), args.duration))
         failed = torture(args, env, seeds, args.duration)
         print('total %.0f s' % (time.monotonic() - t0))
         print('%d passed, %d failed, 0 skipped' % (len(seeds) - failed, failed))
@@ -153,7 +155,7 @@ def main(doc=None):
     op_results = []
     for sc, dev, sto in runs:
         try:
-            st, name, detail, el = run_one(args, env, sc, dev, sto)
+            st, name, detail, el, ctx = run_one(args, env, sc, dev, sto)
         except KeyboardInterrupt:
             counts['FAIL'] += 1
             print('FAIL %s/%s/%s interrupted (processes stopped)' % (sc, dev, sto))
@@ -162,12 +164,13 @@ def main(doc=None):
         counts[st] += 1
         times.append((st, name, el))
         if args.ops_table and sc.startswith('op-'):
-            info = env['last_ctx'].info
+            info = ctx.info if ctx else None
             variant = 'stop' if sc.endswith('-stop') else 'retry'
             op_results.append(((sc[3:-5] if variant == 'stop' else sc[3:], variant, dev, sto),
-                               info.get('op_rows', []), info.get('op_probe', {}), st))
+                               info.op_rows if info else [], info.op_probe if info else {},
+                               st))
             operations.save_table(args.ops_table, op_results)
-        print(report.result_line(st, name, el, detail, env.get('last_ctx')))
+        print(report.result_line(st, name, el, detail, ctx))
         sys.stdout.flush()
     if len(times) > 1:
         print('wall times:')
@@ -176,3 +179,31 @@ def main(doc=None):
     print('total %.0f s' % (time.monotonic() - t0))
     print('%d passed, %d failed, 0 skipped' % (counts['PASS'], counts['FAIL']))
     return 1 if counts['FAIL'] else 0
+
+
+def demo(args, env):
+    device, storage = args.device or 'virtio-blk', args.storage or 'fuse'
+    if device == 'all':
+        device = 'virtio-blk'
+    if storage == 'all':
+        storage = 'fuse'
+    results = []
+    runs = [('upstream-default', 'upstream QEMU, default werror/rerror')]
+    retry_names = env.retry_props.get(device) or ('retry_interval', 'retry_timeout')
+    if env.has_retry(device):
+        runs.insert(0, ('short-outage', 'patched QEMU, werror=retry,rerror=retry,'
+                        '%s=%d,%s=%d' % (retry_names[0], args.retry_interval,
+                                         retry_names[1], args.retry_timeout)))
+    else:
+        print('note: %s has no retry support for %s yet; showing the upstream side only\n'
+              % (env.qemu, device))
+    for sc, title in runs:
+        st, name, detail, el, ctx = run_one(args, env, sc, device, storage)
+        print('=== %s: %s, %.0f s outage (%s/%s)' % (title, sc, args.outage, device, storage))
+        for line in report.timeline_text(ctx):
+            print(line)
+        who = 'upstream' if sc.startswith('upstream') else 'patched'
+        print('  -> %s' % report.verdict_text(who, st, ctx, detail))
+        print('     (%s; %.0f s)\n' % (detail, el))
+        results.append(st)
+    return results

@@ -34,6 +34,7 @@ Checked, and every failure names the seed that reproduces the schedule:
 
 import contextlib
 import json
+import logging
 import math
 import os
 import random
@@ -41,12 +42,18 @@ import re
 import shutil
 import time
 
-from . import base
-from .base import Fail, kv, run_cmd, wait_until
-from .guest import guest_append, host_verify, last_progress
-from .runner import Ctx
-from .scenarios.common import check_episodes, make_storage, new_image
-from .vm import Disk, Qemu
+from harness import paths
+from harness.checks import Fail
+from harness.context import RunContext
+from harness.process import run_cmd
+from harness.vm import VM, Disk
+from harness.workload import (acks_on_console, guest_append, host_verify, kv, last_progress,
+                              wait_progress)
+
+from .scenarios.common import check_episodes, make_storage, new_image, wait_episodes_ended
+from .scenarios.migration import MigWatch
+
+LOG = logging.getLogger('harness')
 
 SANITIZER_RX = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|'
                           r'UndefinedBehaviorSanitizer|SUMMARY: \w+Sanitizer')
@@ -82,9 +89,11 @@ class Torture:
         self.sessions = 0
         self.episodes = 0
         self.problems = []
-        self.qemu = env.get('torture_qemu') or env['qemu']
+        self.qemu = env.torture_qemu or env.qemu
         self.n_qemu = 0
         self.boot_idx = None
+        self.dumped = set()         # QEMU tags whose events are in qemu-TAG-events.log
+        self.scanned = set()        # QEMU tags whose log was scanned
 
     # ------------------------------------------------------------------
     def count(self, what, n=1):
@@ -93,7 +102,7 @@ class Torture:
     def log(self, msg):
         """the schedule as it happens: -v, and always torture.log in the work
         directory (with the QMP events of every QEMU, qemu-TAG-events.log)"""
-        base.log('torture seed=%d: %s' % (self.seed, msg))
+        LOG.debug('torture seed=%d: %s', self.seed, msg)
         ctx = getattr(self, 'ctx', None)
         if ctx is not None:
             with open(os.path.join(ctx.workdir, 'torture.log'), 'a') as f:
@@ -104,7 +113,7 @@ class Torture:
         self.log('PROBLEM ' + msg)
 
     def run(self):
-        ctx = Ctx(self.args, self.env, 'torture/seed-%d' % self.seed)
+        ctx = RunContext('torture/seed-%d' % self.seed, self.env, self.args)
         self.ctx = ctx
         t_end = time.monotonic() + self.duration
         try:
@@ -113,7 +122,7 @@ class Torture:
             for k, v in SANITIZER_ENV.items():
                 os.environ.setdefault(k, v)
             os.environ.setdefault('LSAN_OPTIONS', 'suppressions=' + os.path.join(
-                base.REPO, 'tests', 'asan', 'lsan.supp'))
+                paths.REPO, 'tests', 'asan', 'lsan.supp'))
             # large enough for an hour of files (sparse: only what is written)
             image = new_image(ctx, label='e2e', size_mb=self.args.torture_disk_mb)
             self.image = image
@@ -153,7 +162,7 @@ class Torture:
         tag = 'q%d' % self.n_qemu
         if spec is None:
             spec = self.spec
-        return Qemu(self.ctx, self.qemu, tag, incoming=incoming, **spec)
+        return VM(self.ctx, self.qemu, tag, incoming=incoming, **spec)
 
     def session(self, seconds):
         ctx = self.ctx
@@ -348,50 +357,48 @@ class Torture:
             q.qmp.cmd('system_reset')
             q.qmp.wait_event('DEVICE_DELETED', time.monotonic() + 30, start=n0,
                              pred=lambda ev: ev['data'].get('device') == d.qdev_id)
-        props = {'driver': 'virtio-blk-pci' if d.device == 'virtio-blk' else 'scsi-hd',
-                 'drive': d.node, 'id': d.qdev_id}
-        if d.device == 'scsi-hd':
-            props['bus'] = 'scsi0.0'
-        props.update(q._props(d, d.policy))
-        q.qmp.cmd('device_add', props)
+        q.qmp.cmd('device_add', q.device_props(d))
         # the guest's filesystem lost its disk: start over
         self.boot_idx = self.ctx.console.count()
         q.qmp.cmd('system_reset')
         self.after_reboot(in_outage)
 
     def start_migration(self, bandwidth):
-        """a destination QEMU, and the current one migrating to it"""
+        """a destination QEMU, and the current one migrating to it: the
+        destination and the source's MIGRATION events (MigWatch)"""
         sock = os.path.join(self.ctx.workdir, 'mig-%d.sock' % (self.n_qemu + 1))
         dst = self.new_qemu(spec=self.spec, incoming='unix:' + sock)
         dst.start(self.ctx.console, current=False)
         self.q.qmp.cmd('migrate-set-parameters', {'max-bandwidth': bandwidth})
+        MigWatch.enable_events(self.q)
+        mw = MigWatch(self.ctx, self.q, 'migration-%s' % dst.tag)
         self.q.qmp.cmd('migrate', {'uri': 'unix:' + sock})
-        return dst
+        return dst, mw
 
-    def op_migrate(self, in_outage=False):
-        src = self.q
-        dst = self.start_migration(1 << 30)
-        st = None
-        dl = time.monotonic() + 120
-        while time.monotonic() < dl:
-            st = src.qmp.cmd('query-migrate').get('status')
-            if st in ('completed', 'failed', 'cancelled'):
-                break
-            time.sleep(0.2)
-        self.count('migrate-' + str(st))
+    def end_migration(self, src, dst, st):
+        """completed: go on on the destination; else the source goes on"""
         if st == 'completed':
-            wait_until(lambda: dst.status()['status'] == 'running', time.monotonic() + 20,
-                       'destination running')
+            dst.wait_running(20)
             self.ctx.console.use(dst.tag)
             self.close_qemu(src, quit=True)
             self.q = dst
-        else:
-            # failed (the storage failed at completion): the source goes on
-            dst.kill()
-            self.dump_events(dst)
-            self.scan_log(dst, expect_clean_exit=False)
-            if src.status()['status'] != 'running':
-                src.qmp.cmd('cont')
+            return
+        dst.terminate()
+        self.dump_events(dst)
+        self.scan_log(dst, expect_clean_exit=False)
+        if src.status()['status'] != 'running':
+            src.qmp.cmd('cont')
+
+    def op_migrate(self, in_outage=False):
+        src = self.q
+        dst, mw = self.start_migration(1 << 30)
+        try:
+            st = mw.wait_end(120)
+        except Fail:
+            st = mw.status
+        self.count('migrate-' + str(st))
+        # failed (the storage failed at completion): the source goes on
+        self.end_migration(src, dst, st)
 
     def op_queries(self, in_outage=False):
         """what a manager reads about the disk: query-block, its capacity,
@@ -474,26 +481,13 @@ class Torture:
 
     def op_migrate_cancel(self, in_outage=False):
         src = self.q
-        dst = self.start_migration(1 << 20)
+        dst, mw = self.start_migration(1 << 20)
         time.sleep(self.rng.uniform(0.1, 2))
         src.qmp.cmd('migrate_cancel')
-        wait_until(lambda: src.qmp.cmd('query-migrate').get('status') in
-                   ('cancelled', 'completed', 'failed'), time.monotonic() + 60,
-                   'migrate_cancel')
-        st = src.qmp.cmd('query-migrate').get('status')
+        st = mw.wait_end(60)
         self.count('migrate-cancel-' + str(st))
-        if st == 'completed':        # it finished first: go on there
-            wait_until(lambda: dst.status()['status'] == 'running', time.monotonic() + 20,
-                       'destination running')
-            self.ctx.console.use(dst.tag)
-            self.close_qemu(src, quit=True)
-            self.q = dst
-            return
-        dst.kill()
-        self.dump_events(dst)
-        self.scan_log(dst, expect_clean_exit=False)
-        if src.status()['status'] != 'running':
-            src.qmp.cmd('cont')
+        # it may have finished first: then go on there
+        self.end_migration(src, dst, st)
 
     def op_job(self, in_outage=False):
         q = self.q
@@ -527,16 +521,12 @@ class Torture:
             q.qmp.cmd('cont')
         # the guest may be rebooting (a reset during an outage)
         self.wait_start()
-        p0 = last_progress(ctx) or {}
+        t0 = (last_progress(ctx.console) or {}).get('t', 0)
         with contextlib.suppress(Fail):
-            wait_until(lambda: (last_progress(ctx) or {}).get('t', 0) > p0.get('t', 0) + 3000,
-                       time.monotonic() + 90, 'guest progress after the session')
-
-        def ended():
-            return all(not (b.get('retry') or {}).get('active')
-                       for b in q.qmp.cmd('query-block'))
+            wait_progress(ctx.console, lambda t, p: p.get('t', 0) > t0 + 3000,
+                          time.monotonic() + 90, 'progress after the session')
         with contextlib.suppress(Fail):
-            wait_until(ended, time.monotonic() + 60, 'the last episode to end', step=0.5)
+            wait_episodes_ended(q, 60, 'the last episode to end')
         fails = []
         check_episodes(ctx, q, fails)
         for f in fails:
@@ -553,9 +543,9 @@ class Torture:
         self.close_qemu(q, quit=False)
 
     def dump_events(self, q):
-        if getattr(q, '_dumped', False) or q.qmp is None:
+        if q.tag in self.dumped or q.qmp is None:
             return
-        q._dumped = True
+        self.dumped.add(q.tag)
         with open(os.path.join(self.ctx.workdir, 'qemu-%s-events.log' % q.tag), 'w') as f:
             for t, ev in list(q.qmp.events):
                 f.write('%.3f %s %s\n' % (t, ev['event'], json.dumps(ev.get('data', {}))))
@@ -569,19 +559,17 @@ class Torture:
             q.wait_exit(time.monotonic() + 60)
         except Fail:
             self.problem('%s did not exit' % q.tag)
-            q.kill()
+            q.terminate()
         self.collect_acks(q.tag)
         self.scan_log(q)
 
     def collect_acks(self, tag):
-        for _, tg, _, m in self.ctx.console.find(r'E2E-ACK d=(\S+) s=(\d+)'):
-            if tg == tag:
-                self.acks.append((m.group(1), int(m.group(2))))
+        self.acks += acks_on_console(self.ctx.console, tag)
 
     def scan_log(self, q, expect_clean_exit=True):
-        if getattr(q, '_scanned', False):
+        if q.tag in self.scanned:
             return
-        q._scanned = True
+        self.scanned.add(q.tag)
         path = os.path.join(self.ctx.workdir, 'qemu-%s.log' % q.tag)
         with contextlib.suppress(OSError):
             with open(path, errors='replace') as f:

@@ -7,10 +7,11 @@ import os
 import threading
 import time
 
-from ..base import Fail, check, run_cmd, wait_until
-from ..guest import boot, finish, guest_append, outage_wait, post_run, warmup, wait_resumed
-from ..storage import FileStorage, FuseStorage, NbdStorage, make_image
-from ..vm import Qemu
+from harness.checks import check, Fail
+from harness.process import run_cmd
+from harness.storage import FileStorage, FuseStorage, make_image, NbdStorage
+from harness.vm import Disk, VM
+from harness.workload import boot, finish, guest_append, outage_wait, post_run, wait_resumed, warmup
 
 # a sparse qcow2 grows while the guest writes; a loop device and an NBD
 # export have the size of the file when they are set up (FACTS), so the
@@ -43,13 +44,13 @@ def new_image(ctx, name='disk', label='e2e', fmt='raw', prealloc=False, cluster_
         opts.append('preallocation=metadata')
     if cluster_kb:
         opts.append('cluster_size=%d' % (cluster_kb * 1024))
-    run_cmd([ctx.env['qemu_img'], 'convert', '-f', 'raw', '-O', 'qcow2'] +
+    run_cmd([ctx.env.qemu_img, 'convert', '-f', 'raw', '-O', 'qcow2'] +
             (['-o', ','.join(opts)] if opts else []) + [raw, out], timeout=120)
     os.unlink(raw)
     if os.path.getsize(out) < QCOW2_ROOM_MB << 20:
         os.truncate(out, QCOW2_ROOM_MB << 20)
-    info = run_cmd([ctx.env['qemu_img'], 'check', '--output=json', out], timeout=60)
-    ctx.info['qcow2_before'] = json.loads(info)
+    info = run_cmd([ctx.env.qemu_img, 'check', '--output=json', out], timeout=60)
+    ctx.info.qcow2_before = json.loads(info)
     return out
 
 
@@ -59,9 +60,9 @@ def make_storage(ctx, kind, image, fmt='raw', cache_direct=True):
         return FuseStorage(ctx, image, a.aio if cache_direct else 'threads', fmt,
                            cache_direct)
     if kind == 'nbd':
-        return NbdStorage(ctx, image, ctx.env['qsd'], a.nbd_reconnect_delay, fmt)
+        return NbdStorage(ctx, image, ctx.env.qsd, a.nbd_reconnect_delay, fmt)
     if kind == 'nbd-tcp':
-        return NbdStorage(ctx, image, ctx.env['qsd'], a.nbd_tcp_reconnect_delay, fmt,
+        return NbdStorage(ctx, image, ctx.env.qsd, a.nbd_tcp_reconnect_delay, fmt,
                           tcp=True)
     if kind == 'file':
         return FileStorage(ctx, image, fmt)
@@ -169,7 +170,7 @@ def check_episodes(ctx, q, fails=None):
               % (tag, key, st))
         for f in totals:
             totals[f] += sums[f]
-    ctx.info.setdefault('episodes', {})[tag] = totals
+    ctx.info.episodes[tag] = totals
     return totals
 
 
@@ -184,16 +185,28 @@ def check_one_episode(ctx, q, fails):
     reconnect-delay fail together and park in the one episode.  The
     totals are over every disk of `q`, so a healthy second disk must have
     none."""
-    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    eps = ctx.info.episodes.get(q.tag, {})
     check(eps.get('episodes') == 1, fails, '%s episodes for one outage, expected exactly 1 '
           '(%s)' % (eps.get('episodes'), eps))
 
 
 def episode_detail(ctx):
-    eps = ctx.info.get('episodes', {})
+    eps = ctx.info.episodes
     return ' '.join('%s_episodes=%d(recovered=%d,failed=%d,dropped=%d)' % (
         tag, t['episodes'], t['recovered'], t['failed'], t['dropped'])
         for tag, t in sorted(eps.items()))
+
+
+def wait_episodes_ended(q, timeout, what='the episodes to end'):
+    """no retry episode active on any disk of q: now, or once the
+    BLOCK_IO_RETRY_END events came (query-block asked again after each)"""
+    dl = time.monotonic() + timeout
+    while True:
+        i = q.qmp.mark()
+        if not any((b.get('retry') or {}).get('active') for b in q.qmp.cmd('query-block')):
+            return
+        if q.qmp.next_event('BLOCK_IO_RETRY_END', dl, start=i) is None:
+            raise Fail('timeout waiting for %s' % what)
 
 
 def check_fsck(ctx, res, fails, prefix='E2E'):
@@ -224,16 +237,15 @@ def one_outage(ctx, q, st, outage, *, stop_manager=False, wait_resume=True,
         if wait_resume:
             dl = time.monotonic() + (resume_deadline or
                                      (30 + st.reconnect_lag(outage)))
-            ctx.info['resume_t'] = wait_resumed(ctx, t_rest, dl)
+            ctx.info.resume_t = wait_resumed(ctx, t_rest, dl)
         post_run(ctx, ctx.args.post_seconds)
     finally:
         if mgr:
             mgr.stop()
     if mgr:
-        ctx.info['cycles'] = mgr.cycles
-        ctx.info['paused_states'] = mgr.states
-        wait_until(lambda: q.status()['status'] == 'running', time.monotonic() + 10,
-                   'VM running before stop')
+        ctx.info.cycles = mgr.cycles
+        ctx.info.paused_states = mgr.states
+        q.wait_running(10)
     return t_fail, t_rest
 
 
@@ -257,9 +269,8 @@ def sc_outage_common(ctx, device, storage_kind, binary, policy, outage, *,
 
 def make_qemu(ctx, binary, st, device, policy, append, qemu_kw=None, disk_kw=None,
               tag='src'):
-    from ..vm import Disk
     disk = Disk(st, device, policy, **(disk_kw or {}))
-    return Qemu(ctx, binary, tag, append=append, disks=[disk], **(qemu_kw or {}))
+    return VM(ctx, binary, tag, append=append, disks=[disk], **(qemu_kw or {}))
 
 
 class StopManager:
@@ -281,12 +292,13 @@ class StopManager:
         try:
             while not self.quit.is_set():
                 try:
-                    i, t, ev = self.q.qmp.wait_event('STOP', time.monotonic() + 0.3, start=idx)
+                    # (a short deadline: quit is looked at in between)
+                    r = self.q.qmp.next_event('STOP', time.monotonic() + 0.3, start=idx)
                 except Fail:
-                    if self.q.qmp.closed:
-                        return
+                    return          # QMP closed: QEMU went away
+                if r is None:
                     continue
-                idx = i + 1
+                idx = r[0] + 1
                 st = self.q.status()
                 self.states.append(st.get('status'))
                 self.ctx.tl.mark('vm-paused', st.get('status'))

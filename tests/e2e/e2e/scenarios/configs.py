@@ -7,10 +7,10 @@ import os
 import re
 import subprocess
 
-from ..base import Fail, check, kv
-from ..guest import boot, check_guest_clean, guest_append, outage_wait, warmup
-from ..vm import Disk, Qemu
-from ..report import summary
+from harness.checks import check, Fail
+from harness.report import summary
+from harness.vm import Disk, VM
+from harness.workload import boot, check_guest_clean, guest_append, kv, outage_wait, warmup
 from .common import (actions, block_errors, common_setup, episode_detail, finish_run,
                      make_storage, new_image, one_outage, retry_policy, sc_outage_common)
 from .outage import assess_retry_short
@@ -18,7 +18,7 @@ from .outage import assess_retry_short
 
 def qemu_img_check(ctx, path):
     """qemu-img check of an image nothing has open: (exit code, JSON report)"""
-    r = subprocess.run([ctx.env['qemu_img'], 'check', '--output=json', path],
+    r = subprocess.run([ctx.env.qemu_img, 'check', '--output=json', path],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True, timeout=120)
     try:
@@ -41,13 +41,13 @@ def run_qcow2(ctx, device, storage, prealloc):
         # written, also the one parked by the outage
         kw = {'cluster_kb': 0.5}
         extra = 'e2e.kb=40,64'
-    q, st, res, times = sc_outage_common(ctx, device, storage, ctx.env['qemu'], pol,
+    q, st, res, times = sc_outage_common(ctx, device, storage, ctx.env.qemu, pol,
                                          a.outage, extra_append=extra, fmt='qcow2', **kw)
     fails, d = assess_retry_short(ctx, q, res, times, a.outage, a.retry_interval, storage, st)
     # the image, once nothing has it open any more
     st.stop()
     rc, rep = qemu_img_check(ctx, st.image_path)
-    before = ctx.info.get('qcow2_before', {})
+    before = (ctx.info.qcow2_before or {})
     check(rc == 0 and not rep.get('corruptions') and not rep.get('leaks') and
           not rep.get('check-errors'), fails, 'qemu-img check: exit %d, %s' % (rc, rep))
     if not prealloc:
@@ -92,8 +92,8 @@ def sc_writeback(ctx, device, storage):
     a = ctx.args
     pol = retry_policy(a, a.retry_interval, a.retry_timeout)
     st = common_setup(ctx, device, storage, cache_direct=False)
-    q = Qemu(ctx, ctx.env['qemu'], 'src', append=guest_append(a),
-             disks=[Disk(st, device, pol)])
+    q = VM(ctx, ctx.env.qemu, 'src', append=guest_append(a),
+           disks=[Disk(st, device, pol)])
     boot(ctx, q)
     fails = []
     at_realize = qemu_warnings(ctx)
@@ -132,7 +132,7 @@ def sc_writeback(ctx, device, storage):
     check(not q.qmp.named('STOP', t_fail), fails, 'VM paused')
     check(res.get('bad') == 0 and res.get('verified') == res.get('written'), fails,
           'acknowledged data not verified')
-    ctx.info['verdict'] = ('the failed flush reached the guest %s after the outage began' % (
+    ctx.info.verdict = ('the failed flush reached the guest %s after the outage began' % (
         '%.1f s' % err_after if err_after is not None else 'never'),
         'a write-back host cache cannot be retried')
     d = ('%s first_guest_error=%s qmp_reports=%d warnings_at_realize=%d warnings_later=%d '
@@ -158,10 +158,10 @@ def sc_two_disks(ctx, device, storage):
     img_b = new_image(ctx, name='disk-b', label='e2e2')
     stb = make_storage(ctx, 'file', img_b)
     stb.start()
-    q = Qemu(ctx, ctx.env['qemu'], 'src',
-             append=guest_append(a, 'e2e.dev=LABEL=e2e e2e.dev2=LABEL=e2e2'),
-             disks=[Disk(st, device, pol, node='disk0', index=0),
-                    Disk(stb, device, pol, node='disk1', index=1)])
+    q = VM(ctx, ctx.env.qemu, 'src',
+           append=guest_append(a, 'e2e.dev=LABEL=e2e e2e.dev2=LABEL=e2e2'),
+           disks=[Disk(st, device, pol, node='disk0', index=0),
+                  Disk(stb, device, pol, node='disk1', index=1)])
     boot(ctx, q)
     warmup(ctx)
     t_fail, t_rest = one_outage(ctx, q, st, a.outage)
@@ -194,9 +194,9 @@ def sc_two_disks(ctx, device, storage):
     lat = ('healthy disk during the %.1f s outage: %d files (%.1f/s; %.1f/s before), '
            'longest write in flight seen %d ms, its longest write+fsync of the run %s ms' % (
                dur, n_during, n_during / dur, n_before / dur, busy, resb.get('max_stall_ms')))
-    ctx.info['verdict'] = ('the failing disk stalled %.1f s, the healthy one kept writing '
-                           '(%d files)' % (res.get('max_stall_ms', 0) / 1000.0, n_during),
-                           'one disk\'s outage does not hold up another')
+    ctx.info.verdict = ('the failing disk stalled %.1f s, the healthy one kept writing '
+                        '(%d files)' % (res.get('max_stall_ms', 0) / 1000.0, n_during),
+                        'one disk\'s outage does not hold up another')
     return fails, d + ' | ' + lat + ' | healthy: ' + summary(resb)
 
 
@@ -233,7 +233,7 @@ def run_multiqueue(ctx, device, storage, vq_mapping):
         disk_kw = {'hba_props': {'num_queues': 2, 'iothread': 'io0'}}
         qname = r'request'
     q, st, res, times = sc_outage_common(
-        ctx, device, storage, ctx.env['qemu'], pol, a.outage, extra_append='e2e.jobs=2',
+        ctx, device, storage, ctx.env.qemu, pol, a.outage, extra_append='e2e.jobs=2',
         qemu_kw={'smp': 2, 'iothreads': iothreads}, disk_kw=disk_kw)
     fails, d = assess_retry_short(ctx, q, res, times, a.outage, a.retry_interval, storage, st)
     queues = [(name, n) for name, n in irq_counts(ctx) if re.search(qname, name)]

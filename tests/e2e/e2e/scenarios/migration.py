@@ -19,17 +19,20 @@ import contextlib
 import os
 import time
 
-from ..base import Fail, check, wait_until
-from ..guest import (boot, check_guest_clean, guest_append, guest_error_times, outage_wait,
-                     post_run, progress_on, wait_hung, wait_resumed, warmup)
-from ..vm import Qemu
-from ..report import summary
+from harness.checks import check, Fail
+from harness.report import summary
+from harness.vm import VM
+from harness.workload import (boot, check_guest_clean, guest_append, guest_error_times, outage_wait,
+                              post_run, progress_on, wait_hung, wait_resumed, warmup)
 from .common import (actions, block_errors, check_episodes, common_setup, episode_detail,
                      finish_run, make_qemu, retry_policy)
 
 
 class MigWatch:
-    """follows query-migrate on the source, marks every status change"""
+    """follows the source's MIGRATION events (capability "events", set by
+    enable_events): marks every status on the timeline at the event's time;
+    query-migrate once it ended (error, RAM, downtime).  Made before the
+    migrate command is sent."""
 
     END = ('completed', 'failed', 'cancelled')
 
@@ -37,26 +40,44 @@ class MigWatch:
         self.ctx = ctx
         self.q = q
         self.prefix = prefix
+        self.idx = q.qmp.mark()
+        self.status = None
         self.r = {}
         self.t_end = None
 
-    @property
-    def status(self):
-        return self.r.get('status')
+    @staticmethod
+    def enable_events(q):
+        q.qmp.cmd('migrate-set-capabilities',
+                  {'capabilities': [{'capability': 'events', 'state': True}]})
+
+    def _take(self, deadline):
+        """the events up to the end of the migration or the deadline"""
+        while self.status not in self.END:
+            r = self.q.qmp.next_event('MIGRATION', deadline, start=self.idx)
+            if r is None:
+                return False
+            i, t, ev = r
+            self.idx = i + 1
+            self.status = ev['data'].get('status')
+            if self.status in self.END:
+                self.t_end = t
+                self.query()
+            self.ctx.tl.mark('%s-%s' % (self.prefix, self.status),
+                             self.r.get('error-desc', ''), t=t)
+        return True
 
     def poll(self):
-        r = self.q.qmp.cmd('query-migrate')
-        if r.get('status') != self.status:
-            t = self.ctx.tl.mark('%s-%s' % (self.prefix, r.get('status')),
-                                 r.get('error-desc', ''))
-            if r.get('status') in self.END:
-                self.t_end = t
-        self.r = r
-        return self.status in self.END
+        """the events that came so far: the migration's status now"""
+        self._take(0)
+        return self.status
+
+    def query(self):
+        self.r = self.q.qmp.cmd('query-migrate')
+        return self.r
 
     def wait_end(self, timeout):
-        wait_until(self.poll, time.monotonic() + timeout, '%s to end' % self.prefix,
-                   step=0.1)
+        if not self._take(time.monotonic() + timeout):
+            raise Fail('timeout waiting for %s to end (%s)' % (self.prefix, self.status))
         return self.status
 
     def ram_mb(self, key):
@@ -68,7 +89,7 @@ def start_destination(ctx, src, tag):
     """a second QEMU waiting for the stream on a unix socket; its console is
     read from now on (silent until it runs)"""
     sock = os.path.join(ctx.workdir, tag + '-mig.sock')
-    dst = Qemu(ctx, src.binary, tag, incoming='unix:' + sock, **src.clone_spec())
+    dst = VM(ctx, src.binary, tag, incoming='unix:' + sock, **src.clone_spec())
     dst.start(ctx.console, current=False)
     return dst, 'unix:' + sock
 
@@ -76,8 +97,7 @@ def start_destination(ctx, src, tag):
 def switch_to(ctx, src, dst, t_done, fails):
     """after a completed migration: the guest runs on dst and writes there"""
     ctx.console.use(dst.tag)
-    wait_until(lambda: dst.status()['status'] == 'running', time.monotonic() + 15,
-               '%s running' % dst.tag)
+    dst.wait_running(15)
     sst = src.status()['status']
     check(sst == 'postmigrate', fails, 'source status %s after migration' % sst)
 
@@ -88,8 +108,7 @@ def switch_to(ctx, src, dst, t_done, fails):
         return pp and any(p.get('written', 0) > pp[0][1].get('written', 0) + 3 and
                           p.get('busy_ms', 0) < 1000 for _, p in pp[1:])
     # the destination's NBD client may still be reconnecting: retry covers it
-    wait_until(writes_on_dst, time.monotonic() + 30, 'guest writes on %s' % dst.tag,
-               step=0.1)
+    ctx.console.wait_for(writes_on_dst, time.monotonic() + 30, 'writes on %s' % dst.tag)
     return ctx.tl.mark('writes-on-' + dst.tag)
 
 
@@ -106,7 +125,7 @@ def migrate_setup(ctx, device, storage):
     a = ctx.args
     pol = retry_policy(a, a.retry_interval, a.retry_timeout)
     st = common_setup(ctx, device, storage)
-    src = make_qemu(ctx, ctx.env['qemu'], st, device, pol, guest_append(a))
+    src = make_qemu(ctx, ctx.env.qemu, st, device, pol, guest_append(a))
     boot(ctx, src)
     return st, src
 
@@ -138,9 +157,11 @@ def migrate_in_outage(ctx, device, storage, bandwidth):
     st.fail()
     wait_hung(ctx, src, t_fail)
     src.qmp.cmd('migrate-set-parameters', {'max-bandwidth': bandwidth})
+    MigWatch.enable_events(src)
+    mw = MigWatch(ctx, src)
     t_m = ctx.tl.mark('migrate-start')
     src.qmp.cmd('migrate', {'uri': uri})
-    return st, src, dst, uri, t_fail, t_m, MigWatch(ctx, src)
+    return st, src, dst, uri, t_fail, t_m, mw
 
 
 def sc_migrate(ctx, device, storage):
@@ -149,9 +170,9 @@ def sc_migrate(ctx, device, storage):
     st, src, dst, uri, t_fail, t_m, mw = migrate_in_outage(
         ctx, device, storage, a.migrate_slow_bw)
     fails = []
-    outage_wait(ctx, t_fail + a.outage, poll=mw.poll)
-    mw.poll()
-    at_restore = mw.status
+    outage_wait(ctx, t_fail + a.outage)
+    at_restore = mw.poll()
+    mw.query()
     mb_at_restore = mw.ram_mb('transferred')
     t_rest = ctx.tl.mark('storage-restored')
     st.restore()
@@ -188,7 +209,7 @@ def sc_migrate_in_outage(ctx, device, storage):
         ctx, device, storage, a.migrate_fast_bw)
     fails = []
     # the storage stays down for the outage and until the migration ended
-    outage_wait(ctx, t_fail + a.outage, poll=mw.poll)
+    outage_wait(ctx, t_fail + a.outage)
     mw.wait_end(a.migrate_timeout)
     check(mw.status == 'failed', fails, 'first migration %s during the outage, expected '
           'failed' % mw.status)
@@ -198,8 +219,7 @@ def sc_migrate_in_outage(ctx, device, storage):
     check(stops and stops[0][0] <= mw.t_end, fails,
           'no STOP before the migration failed: it did not reach completion')
     with contextlib.suppress(Fail):
-        wait_until(lambda: src.status()['status'] == 'running', time.monotonic() + 5,
-                   'source running again')
+        src.wait_running(5)
     t0 = time.monotonic()
     sst = src.status(timeout=5.0)['status']
     qmp_ms = (time.monotonic() - t0) * 1000
@@ -218,9 +238,9 @@ def sc_migrate_in_outage(ctx, device, storage):
     # second attempt, storage healthy
     dst_rc = dst.exitcode()
     dst2, uri2 = start_destination(ctx, src, 'dst2')
+    mw2 = MigWatch(ctx, src, 'migration2')
     t_m2 = ctx.tl.mark('migrate2-start')
     src.qmp.cmd('migrate', {'uri': uri2})
-    mw2 = MigWatch(ctx, src, 'migration2')
     mw2.wait_end(a.migrate_timeout)
     if mw2.status != 'completed':
         raise Fail('second migration (storage healthy) %s: %s' % (

@@ -31,14 +31,18 @@ import os
 import threading
 import time
 
-from ..base import Fail, check, kv, run_cmd, wait_until
+from harness.checks import check, Fail
+from harness.process import run_cmd
+from harness.report import percentile
+from harness.storage import FileStorage, NbdStorage
+from harness.workload import (acks_on_console, boot, check_guest_clean, finish, guest_append,
+                              guest_result, last_progress, outage_wait, wait_hung, wait_progress,
+                              warmup)
+from harness.workload import host_verify as guest_host_verify
+
 from ..runner import upstream_qemu
-from ..guest import (acks_on_console, boot, check_guest_clean, finish, guest_append,
-                     last_progress, outage_wait, wait_hung, warmup)
-from ..guest import host_verify as guest_host_verify
-from ..storage import FileStorage, NbdStorage
 from .common import (StopManager, check_episodes, common_setup, make_qemu, new_image,
-                     retry_policy)
+                     retry_policy, wait_episodes_ended)
 from .migration import start_destination
 
 OUTAGE = 8.0            # s; every operation is sent 2 s into the hang
@@ -72,10 +76,7 @@ class LatencyProbe:
         self.th.join(15)
 
     def p99(self):
-        if not self.ms:
-            return None
-        s = sorted(self.ms)
-        return s[min(len(s) - 1, int(round(0.99 * (len(s) - 1))))]
+        return percentile(self.ms, 99) if self.ms else None
 
 
 class OpRun:
@@ -358,7 +359,7 @@ def _exit_wait(run, what, t0, n0):
         out = 'QEMU exited +%.0f ms (status %s)' % (ms, run.q.exitcode())
     except Fail:
         ms, out = None, 'QEMU still running after 30 s'
-        run.q.kill()
+        run.q.terminate()
     run.rows[-1]['event'] = out
     run.expect(ms is not None and ms <= REPLY_HANG_S * 1000 and run.q.exitcode() == 0,
                '%s: %s' % (what, out))
@@ -395,7 +396,7 @@ def op_migrate_cancel(run):
                             pred=lambda ev: ev['data'].get('status') == 'cancelled')
     run.expect(ms is not None and ms <= REPLY_HANG_S * 1000,
                'migrate_cancel: not cancelled (%s)' % run.rows[-1]['event'])
-    dst.kill()
+    dst.terminate()
     st = src.status()['status']
     run.expect(st == 'running', 'source status %s after the cancel' % st)
 
@@ -425,7 +426,7 @@ def op_snapshot_save(run):
 
 def _vmstate_disk(run):
     img = os.path.join(run.ctx.workdir, 'vmstate.qcow2')
-    run_cmd([run.ctx.env['qemu_img'], 'create', '-q', '-f', 'qcow2', img, '512M'])
+    run_cmd([run.ctx.env.qemu_img, 'create', '-q', '-f', 'qcow2', img, '512M'])
     return ['-blockdev', json.dumps({'driver': 'qcow2', 'node-name': 'vmst',
                                      'file': {'driver': 'file', 'filename': img}})]
 
@@ -479,7 +480,7 @@ def op_fail_shutdown(run):
     except Fail:
         run.rows[-1]['event'] = 'guest still up after 60 s'
         run.expect(False, 'block-retry-fail: the guest did not shut down')
-        run.q.kill()
+        run.q.terminate()
     run.guest_lost_disk = True      # the guest saw the error, by design
     run.ended = True
 
@@ -490,10 +491,8 @@ def _alt_path(run):
     (fuse); returns its protocol node options"""
     ctx = run.ctx
     if run.storage.startswith('nbd'):
-        alt = NbdStorage(ctx, run.st.image_path, ctx.env['qsd'], 0,
-                         tcp=run.storage == 'nbd-tcp')
-        alt.sock = os.path.join(ctx.workdir, 'nbd-alt.sock')
-        alt.starts = 100            # its own log, qsd-101.log
+        alt = NbdStorage(ctx, run.st.image_path, ctx.env.qsd, 0,
+                         tcp=run.storage == 'nbd-tcp', name='nbd-alt')
         alt.start()
         ctx.cleanups.callback(alt.stop)
         return alt.protocol('alt')
@@ -571,7 +570,7 @@ PREPARE = {'migrate-cancel': migrate_prepare}
 def host_verify(run, fails):
     """every file the guest acknowledged, in a copy of the image (mounted:
     the journal is replayed), then e2fsck -fn of the copy"""
-    acks = acks_on_console(run.ctx)
+    acks = acks_on_console(run.ctx.console)
     path, fmt = run.verify_image or (run.st.image_path, run.st.fmt)
     v, out, fsck_rc, findings = guest_host_verify(run.ctx, path, fmt, acks)
     check(acks and v.get('checked') == len(acks) and v.get('ok') == len(acks), fails,
@@ -588,7 +587,7 @@ def run_op(ctx, device, storage, variant, name):
     _, doc, during, after, extra, fmt = next(o for o in OPS if o[0] == name)
     a = ctx.args
     if variant == 'retry':
-        binary = ctx.env['qemu']
+        binary = ctx.env.qemu
         pol = retry_policy(a, 1000, 0)
     else:
         binary = upstream_qemu(ctx.env)
@@ -634,9 +633,9 @@ def run_op(ctx, device, storage, variant, name):
     check(p99 is not None and p99 <= QMP_P99_MS, fails,
           'query-status p99 %s ms over %d probes (> %.0f ms)' % (
               p99 and round(p99, 1), len(probe.ms), QMP_P99_MS))
-    ctx.info['op_rows'] = run.rows
-    ctx.info['op_probe'] = {'n': len(probe.ms), 'p99': p99 and round(p99, 1),
-                            'max': probe.ms and round(max(probe.ms), 1)}
+    ctx.info.op_rows = run.rows
+    ctx.info.op_probe = {'n': len(probe.ms), 'p99': p99 and round(p99, 1),
+                         'max': probe.ms and round(max(probe.ms), 1)}
     rows = '; '.join('%s: %s%s%s' % (r['op'], r['outcome'],
                                      ' (%.0f ms)' % r['ms'] if r['ms'] is not None else '',
                                      ', ' + r['event'] if r['event'] else '')
@@ -675,23 +674,16 @@ def _after_outage(run, after):
             run.row('(guest shutdown, storage back)', None, str(e))
             run.expect(False, 'the guest did not power off: %s' % e)
         _, _, m = ctx.console.wait(r'E2E-RESULT (.*)', time.monotonic() + 1, start=0)
-        res = kv(m.group(1))
-        fs = ctx.console.find(r'^E2E-FSCK rc=(\d+)')
-        res['fsck_rc'] = int(fs[-1][3].group(1)) if fs else None
         run.ended = True
-        return res
+        return guest_result(ctx.console, m)
     if not run.guest_lost_disk:
-        p0 = last_progress(ctx) or {}
-        wait_until(lambda: (last_progress(ctx) or {}).get('written', 0) >
-                   p0.get('written', 0) + 3, time.monotonic() + 60,
-                   'guest writes after the outage', step=0.1)
+        n0 = (last_progress(ctx.console) or {}).get('written', 0)
+        wait_progress(ctx.console, lambda t, p: p.get('written', 0) > n0 + 3,
+                      time.monotonic() + 60, 'writes after the outage')
     if after:
         after(run)
     if run.retry and not run.guest_lost_disk:
-        wait_until(lambda: all(not (b.get('retry') or {}).get('active')
-                               for b in q.qmp.cmd('query-block')),
-                   time.monotonic() + 30, 'the episode to end', step=0.2)
-    if run.retry and not run.guest_lost_disk:
+        wait_episodes_ended(q, 30, 'the episode to end')
         check_episodes(ctx, q, run.fails)
     if run.guest_lost_disk:
         ctx.console.send('\nE2E-STOP\n')
@@ -699,7 +691,7 @@ def _after_outage(run, after):
             ctx.console.wait(r'E2E-DONE', time.monotonic() + 120, start=0, what='E2E-DONE')
         except Fail:
             pass
-        q.kill()
+        q.terminate()
         return None
     return finish(ctx, q, 120)
 

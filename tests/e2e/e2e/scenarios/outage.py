@@ -6,10 +6,10 @@ stop (werror=stop with a retry-timeout)."""
 
 import time
 
-from ..base import Fail, check, kv
-from ..guest import (boot, guest_append, guest_error_times, outage_wait, post_run,
-                     wait_resumed, warmup)
-from ..report import summary
+from harness.checks import check, Fail
+from harness.report import summary
+from harness.workload import (boot, guest_append, guest_error_times, kv, outage_wait, post_run,
+                              wait_resumed, warmup)
 from ..runner import upstream_qemu
 from .common import (actions, block_errors, check_fsck, check_one_episode, common_setup,
                      episode_detail, finish_run, make_qemu, one_outage, retry_policy,
@@ -37,7 +37,7 @@ def assess_default(ctx, q, res, times, why):
         saw.append('its filesystem not writable')
     if res.get('fsck_rc'):
         saw.append('fsck errors')
-    ctx.info['verdict'] = ('the guest saw ' + ', '.join(saw), why)
+    ctx.info.verdict = ('the guest saw ' + ', '.join(saw), why)
     return fails, d
 
 
@@ -49,7 +49,7 @@ def sc_upstream_default(ctx, device, storage):
 
 
 def sc_patched_default(ctx, device, storage):
-    q, st, res, times = sc_outage_common(ctx, device, storage, ctx.env['qemu'], {},
+    q, st, res, times = sc_outage_common(ctx, device, storage, ctx.env.qemu, {},
                                          ctx.args.outage, wait_resume=False)
     fails, d = assess_default(ctx, q, res, times,
                               'the series leaves the default policy as it was')
@@ -62,7 +62,7 @@ def sc_upstream_stop(ctx, device, storage):
 
 
 def sc_patched_stop(ctx, device, storage):
-    fails, d = run_stop(ctx, device, storage, ctx.env['qemu'],
+    fails, d = run_stop(ctx, device, storage, ctx.env.qemu,
                         'the series leaves werror=stop as it was')
     return fails, d + ' ' + episode_detail(ctx)
 
@@ -74,10 +74,10 @@ def run_stop(ctx, device, storage, binary, why):
     fails = []
     stops = q.qmp.named('STOP', t_fail)
     errs = block_errors(q, t_fail)
-    cyc = ctx.info.get('cycles', 0)
+    cyc = ctx.info.cycles
     check(len(stops) >= 1, fails, 'no STOP event during the outage')
-    check('io-error' in ctx.info.get('paused_states', []), fails,
-          'query-status never reported io-error (saw %s)' % ctx.info.get('paused_states'))
+    check('io-error' in ctx.info.paused_states, fails,
+          'query-status never reported io-error (saw %s)' % ctx.info.paused_states)
     check(cyc >= 1, fails, 'no pause/cont cycle')
     check(all(e.get('action') == 'stop' for e in errs) and errs, fails,
           'BLOCK_IO_ERROR actions %s, expected stop' % actions(errs))
@@ -93,8 +93,8 @@ def run_stop(ctx, device, storage, binary, why):
         r = [t2 for t2, e2 in q.qmp.named('RESUME', t)]
         paused += (r[0] if r else time.monotonic()) - t
     d = '%s pause_cont_cycles=%d paused_total=%.1fs' % (summary(res), cyc, paused)
-    ctx.info['verdict'] = ('the whole VM paused %d times (%.1f s in all), the guest saw no '
-                           'error' % (cyc, paused), why)
+    ctx.info.verdict = ('the whole VM paused %d times (%.1f s in all), the guest saw no '
+                        'error' % (cyc, paused), why)
     return fails, d
 
 
@@ -121,15 +121,15 @@ def assess_retry_short(ctx, q, res, times, outage, interval, storage_kind, st):
     check(set(acts) <= {'retry'}, fails, 'BLOCK_IO_ERROR actions %s, expected retry' % acts)
     check(not q.qmp.named('STOP', t_fail), fails, 'VM paused')
     check_fsck(ctx, res, fails)
-    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    eps = ctx.info.episodes.get(q.tag, {})
     check(eps.get('recovered', 0) >= 1 and
           eps.get('failed') == 0 and eps.get('dropped') == 0, fails,
           'episodes %s: expected recovered requests only' % eps)
     check_one_episode(ctx, q, fails)
-    ctx.info['verdict'] = ('no error in the guest, %d of %d acknowledged files verified, '
-                           'writes stalled %.1f s and resumed' % (
-                               res.get('verified', 0), res.get('written', 0),
-                               res.get('max_stall_ms', 0) / 1000.0), 'the series at work')
+    ctx.info.verdict = ('no error in the guest, %d of %d acknowledged files verified, '
+                        'writes stalled %.1f s and resumed' % (
+                            res.get('verified', 0), res.get('written', 0),
+                            res.get('max_stall_ms', 0) / 1000.0), 'the series at work')
     return fails, '%s stall_bound_ms=%d qmp_io_errors=%s %s' % (
         summary(res), bound_ms, acts, episode_detail(ctx))
 
@@ -137,7 +137,7 @@ def assess_retry_short(ctx, q, res, times, outage, interval, storage_kind, st):
 def sc_short_outage(ctx, device, storage):
     a = ctx.args
     pol = retry_policy(a, a.retry_interval, a.retry_timeout)
-    q, st, res, times = sc_outage_common(ctx, device, storage, ctx.env['qemu'], pol,
+    q, st, res, times = sc_outage_common(ctx, device, storage, ctx.env.qemu, pol,
                                          a.outage)
     return assess_retry_short(ctx, q, res, times, a.outage, a.retry_interval, storage, st)
 
@@ -149,7 +149,7 @@ def sc_drive_policy(ctx, device, storage):
     a = ctx.args
     drive = {'werror': 'retry', 'rerror': 'retry'}
     st = common_setup(ctx, device, storage)
-    q = make_qemu(ctx, ctx.env['qemu'], st, device, {}, guest_append(a),
+    q = make_qemu(ctx, ctx.env.qemu, st, device, {}, guest_append(a),
                   disk_kw={'mode': 'drive', 'drive_policy': drive})
     boot(ctx, q)
     fails = []
@@ -171,7 +171,7 @@ def sc_long_outage(ctx, device, storage):
     outage = a.long_outage
     pol = retry_policy(a, a.retry_interval, timeout_ms)
     st = common_setup(ctx, device, storage)
-    q = make_qemu(ctx, ctx.env['qemu'], st, device, pol, guest_append(a))
+    q = make_qemu(ctx, ctx.env.qemu, st, device, pol, guest_append(a))
     boot(ctx, q)
     warmup(ctx)
     fails = []
@@ -213,7 +213,7 @@ def sc_long_outage(ctx, device, storage):
     errs = block_errors(q, t_fail)
     check(res.get('write_errors', 0) > 0 or res.get('kernel_io_errors', 0) > 0, fails,
           'guest result shows no error')
-    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    eps = ctx.info.episodes.get(q.tag, {})
     check(eps.get('failed', 0) >= 1, fails, 'no request failed at retry_timeout (episodes %s)'
           % eps)
     d = ('%s first_guest_error=+%s bound=%.1fs first_failure_in_qemu=+%s reconnect_delay=%s '
@@ -221,7 +221,7 @@ def sc_long_outage(ctx, device, storage):
              summary(res), '%.1fs' % err_after if err_after is not None else 'never', bound,
              '%.1fs' % first_fail if first_fail is not None else '-', hang, qmp_ms,
              actions(errs), episode_detail(ctx)))
-    ctx.info['verdict'] = ('the guest got its first error %s after the outage began' % (
+    ctx.info.verdict = ('the guest got its first error %s after the outage began' % (
         '%.1f s' % err_after if err_after is not None else 'never'),
         'retry_timeout=%d ms expired' % timeout_ms)
     return fails, d
@@ -231,7 +231,7 @@ def sc_rerror_report(ctx, device, storage):
     a = ctx.args
     pol = retry_policy(a, a.retry_interval, a.retry_timeout, rerror='report')
     q, st, res, times = sc_outage_common(
-        ctx, device, storage, ctx.env['qemu'], pol, a.outage,
+        ctx, device, storage, ctx.env.qemu, pol, a.outage,
         extra_append='e2e.read_ms=%d' % a.read_ms)
     t_fail, t_rest = times
     fails = []
@@ -279,7 +279,7 @@ def sc_retry_then_stop(ctx, device, storage):
     pol = {'werror': 'stop', 'rerror': 'stop',
            'retry_interval': a.retry_interval, 'retry_timeout': int(timeout_s * 1000)}
     st = common_setup(ctx, device, storage)
-    q = make_qemu(ctx, ctx.env['qemu'], st, device, pol, guest_append(a))
+    q = make_qemu(ctx, ctx.env.qemu, st, device, pol, guest_append(a))
     boot(ctx, q)
     warmup(ctx)
     fails = []
@@ -318,7 +318,7 @@ def sc_retry_then_stop(ctx, device, storage):
           % len(stops))
     q.qmp.cmd('cont')
     ctx.tl.mark('cont-sent')
-    ctx.info['resume_t'] = wait_resumed(ctx, t_rest, time.monotonic() + 30)
+    ctx.info.resume_t = wait_resumed(ctx, t_rest, time.monotonic() + 30)
     post_run(ctx, a.post_seconds)
     check(len(q.qmp.named('STOP', t_fail)) == 1, fails,
           'the VM paused again after cont (%d STOP events)'
@@ -336,10 +336,10 @@ def sc_retry_then_stop(ctx, device, storage):
     check(res.get('fs_rw') == 1 and res.get('fs_writable') == 1, fails,
           'filesystem not writable')
     check_fsck(ctx, res, fails)
-    ctx.info['verdict'] = ('a %.0f s outage only stalled the guest; a %.0f s one paused the '
-                           'VM once, %.1f s in, and cont resumed it with no guest error' % (
-                               a.outage, long_outage, stop_after or -1),
-                           'retry, then stop')
+    ctx.info.verdict = ('a %.0f s outage only stalled the guest; a %.0f s one paused the '
+                        'VM once, %.1f s in, and cont resumed it with no guest error' % (
+                            a.outage, long_outage, stop_after or -1),
+                        'retry, then stop')
     return fails, '%s short_outage_actions=%s long_outage_actions=%s stop_after=%s %s' % (
         summary(res), acts1, acts2,
         '%.1fs' % stop_after if stop_after is not None else 'never', episode_detail(ctx))

@@ -5,10 +5,10 @@ import os
 import re
 import time
 
-from ..base import Fail, check, kv
-from ..guest import (boot, check_guest_clean, guest_append, outage_wait, post_run,
-                     wait_hung, wait_resumed, warmup)
-from ..report import summary
+from harness.checks import check, Fail
+from harness.report import summary
+from harness.workload import (boot, check_guest_clean, guest_append, kv, outage_wait, post_run,
+                              wait_hung, wait_resumed, warmup)
 from .common import (actions, block_errors, check_one_episode, common_setup,
                      episode_detail, episodes_by_disk, finish_run, make_qemu, one_outage,
                      retry_policy)
@@ -24,7 +24,7 @@ def sc_flapping(ctx, device, storage):
     a = ctx.args
     pol = retry_policy(a, FLAP_INTERVAL_MS, a.retry_timeout)
     st = common_setup(ctx, device, storage)
-    q = make_qemu(ctx, ctx.env['qemu'], st, device, pol, guest_append(a))
+    q = make_qemu(ctx, ctx.env.qemu, st, device, pol, guest_append(a))
     boot(ctx, q)
     warmup(ctx)
     fails = []
@@ -49,7 +49,7 @@ def sc_flapping(ctx, device, storage):
                 back = t_r + lag
         windows.append((t_f, t_r, back, outage, lag))
         outage_wait(ctx, back + gap)
-    ctx.info['resume_t'] = wait_resumed(ctx, windows[-1][1], time.monotonic() + 30)
+    ctx.info.resume_t = wait_resumed(ctx, windows[-1][1], time.monotonic() + 30)
     post_run(ctx, a.post_seconds)
     res = finish_run(ctx, q)
     check_guest_clean(res, fails)
@@ -78,7 +78,7 @@ def sc_flapping(ctx, device, storage):
               'recovered within %.0f ms' % (
                   i + 1, outage, [(k, d.get('duration-ms'), d.get('recovered'))
                                   for k, _, d in inw], bound_ms))
-    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    eps = ctx.info.episodes.get(q.tag, {})
     check(eps.get('episodes') == len(FLAPS), fails, '%s episodes for %d outages' % (
         eps.get('episodes'), len(FLAPS)))
     worst = max(o + lag for _, _, _, o, lag in windows)
@@ -87,7 +87,7 @@ def sc_flapping(ctx, device, storage):
         res.get('max_stall_ms'), bound))
     acts = actions(block_errors(q))
     check(set(acts) <= {'retry'}, fails, 'BLOCK_IO_ERROR actions %s, expected retry' % acts)
-    ctx.info['verdict'] = ('%d outages, %d episodes, no error in the guest' % (
+    ctx.info.verdict = ('%d outages, %d episodes, no error in the guest' % (
         len(FLAPS), eps.get('episodes', 0)), 'one episode per outage')
     return fails, '%s episodes(outage:duration/recovered)=%s stall_bound_ms=%d %s' % (
         summary(res), ','.join(per), bound, episode_detail(ctx))
@@ -126,7 +126,7 @@ def sc_outage_90s(ctx, device, storage):
         extra = ['-trace', 'virtio_scsi_tmf_req', '-trace', 'scsi_req_cancel',
                  '-trace', 'scsi_device_retry_requests']
     st = common_setup(ctx, device, storage)
-    q = make_qemu(ctx, ctx.env['qemu'], st, device, pol,
+    q = make_qemu(ctx, ctx.env.qemu, st, device, pol,
                   guest_append(a, 'e2e.hung=%d' % a.hung_secs),
                   qemu_kw={'extra_args': extra})
     boot(ctx, q)
@@ -151,7 +151,7 @@ def sc_outage_90s(ctx, device, storage):
     check(r.get('active') and r.get('requests', 0) >= 1 and
           r.get('episode-ms', 0) >= outage / 2 * 1000 * 0.8, fails,
           'mid-outage query-block retry %s: expected an episode in progress' % r)
-    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    eps = ctx.info.episodes.get(q.tag, {})
     check(eps.get('failed') == 0 and eps.get('dropped') == 0 and
           eps.get('recovered', 0) >= 1, fails, 'episodes %s: expected recovered requests '
           'only (dropped = released by a reset or an abort)' % eps)
@@ -168,10 +168,10 @@ def sc_outage_90s(ctx, device, storage):
         check(tmf == 0 and cancels == 0, fails, 'SCSI task management during the outage: '
               '%d TMF requests, %d cancelled requests' % (tmf, cancels))
     hung = ctx.console.find(r'blocked for more than (\d+) seconds')
-    ctx.info['verdict'] = ('the guest waited %.0f s without an error; %d hung-task '
-                           'warnings' % (res.get('max_stall_ms', 0) / 1000.0,
-                                         res.get('hung_tasks', len(hung))),
-                           'retry_timeout=0 waits for the storage')
+    ctx.info.verdict = ('the guest waited %.0f s without an error; %d hung-task '
+                        'warnings' % (res.get('max_stall_ms', 0) / 1000.0,
+                                      res.get('hung_tasks', len(hung))),
+                        'retry_timeout=0 waits for the storage')
     d = ('%s outage=%.0fs stall_bound_ms=%d hung_task_warnings=%s%s mid_outage_qmp_ms=%.0f '
          'mid_outage_episode_ms=%s tmf=%d cancelled=%d traced_attempts=%d qmp_io_errors=%s '
          '%s' % (
@@ -188,7 +188,7 @@ def sc_read_heavy(ctx, device, storage):
     a = ctx.args
     pol = retry_policy(a, a.retry_interval, a.retry_timeout)
     st = common_setup(ctx, device, storage)
-    q = make_qemu(ctx, ctx.env['qemu'], st, device, pol,
+    q = make_qemu(ctx, ctx.env.qemu, st, device, pol,
                   guest_append(a, 'e2e.mode=read e2e.files=%d e2e.mntopts=noatime'
                                % a.read_files))
     boot(ctx, q)
@@ -219,14 +219,14 @@ def sc_read_heavy(ctx, device, storage):
         (e.get('operation'), e.get('action')) for e in errs])
     acts = actions(errs)
     check(set(acts) <= {'retry'}, fails, 'BLOCK_IO_ERROR actions %s, expected retry' % acts)
-    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    eps = ctx.info.episodes.get(q.tag, {})
     check(eps.get('failed') == 0 and eps.get('dropped') == 0 and
           eps.get('recovered', 0) >= 1, fails, 'episodes %s: expected recovered requests '
           'only' % eps)
     check_one_episode(ctx, q, fails)
     rstall = [kv(m.group(1)).get('ms', 0) for _, _, _, m in
               ctx.console.find(r'E2E-RSTALL (.*)', t_fail)]
-    ctx.info['verdict'] = ('reads waited %.1f s and returned the right data' % (
+    ctx.info.verdict = ('reads waited %.1f s and returned the right data' % (
         res.get('max_read_ms', 0) / 1000.0), 'rerror=retry parks reads')
     d = ('%s reads=%s read_bad=%s read_passes=%s max_read_ms=%s read_stalls=%d '
          'first_parked=%s qmp_io_errors=%s %s' % (
@@ -253,7 +253,7 @@ def sc_interval_zero(ctx, device, storage):
     a = ctx.args
     pol = retry_policy(a, 0, 0)
     st = common_setup(ctx, device, storage)
-    q = make_qemu(ctx, ctx.env['qemu'], st, device, pol, guest_append(a))
+    q = make_qemu(ctx, ctx.env.qemu, st, device, pol, guest_append(a))
     boot(ctx, q)
     warmup(ctx)
     fails = []
@@ -269,8 +269,8 @@ def sc_interval_zero(ctx, device, storage):
     t_rest = ctx.tl.mark('storage-restored')
     cpu1 = cpu_seconds(q.pid)
     st.restore()
-    ctx.info['resume_t'] = wait_resumed(ctx, t_rest,
-                                        time.monotonic() + 30 + st.reconnect_lag(a.outage))
+    ctx.info.resume_t = wait_resumed(ctx, t_rest,
+                                     time.monotonic() + 30 + st.reconnect_lag(a.outage))
     post_run(ctx, a.post_seconds)
     res = finish_run(ctx, q)
     check_guest_clean(res, fails)
@@ -289,7 +289,7 @@ def sc_interval_zero(ctx, device, storage):
           'BLOCK_IO_ERROR actions %s, expected retry' % acts)
     check(res.get('max_stall_ms', 0) >= 0.5 * a.outage * 1000, fails,
           'guest did not stall (max %s ms): the outage did not hit' % res.get('max_stall_ms'))
-    eps = ctx.info.get('episodes', {}).get(q.tag, {})
+    eps = ctx.info.episodes.get(q.tag, {})
     check(eps.get('failed') == 0 and eps.get('dropped') == 0 and
           eps.get('recovered', 0) >= 1, fails, 'episodes %s: expected recovered requests '
           'only' % eps)
@@ -298,9 +298,9 @@ def sc_interval_zero(ctx, device, storage):
     # retried ones succeeded and the episode ended, and start a second one
     attempts = sum(d.get('attempts', 0) for _, ev in q.qmp.named('BLOCK_IO_RETRY_END')
                    for d in [ev['data']])
-    ctx.info['verdict'] = ('QMP answered within %.0f ms and the guest ran on while QEMU '
-                           'retried at once (%d attempts, %.0f %% of a CPU)' % (
-                               max(rtts), attempts, cpu_pct), 'interval 0 stays responsive')
+    ctx.info.verdict = ('QMP answered within %.0f ms and the guest ran on while QEMU '
+                        'retried at once (%d attempts, %.0f %% of a CPU)' % (
+                            max(rtts), attempts, cpu_pct), 'interval 0 stays responsive')
     d = ('%s qmp_rtt_ms_max=%.1f qmp_rtt_ms_median=%.1f queries=%d heartbeat_gap_max_s=%s '
          'qemu_cpu_during_outage=%.0f%% attempts=%d qmp_io_errors=%s %s' % (
              summary(res), max(rtts), sorted(rtts)[len(rtts) // 2], len(rtts),

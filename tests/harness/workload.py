@@ -1,10 +1,13 @@
-"""The test guest: its image (Debian kernel + busybox initramfs holding the
-workload, built by mkinitramfs.sh) and the workload's console protocol.
+"""The test guest and its workload: the image (Debian kernel + busybox
+initramfs holding the workload, built by tests/e2e/mkinitramfs.sh), the
+workload's console protocol, and the verification of what it wrote, in
+the guest and on the host.
 
 The workload prints E2E-START, E2E-PROGRESS twice a second (written, busy_ms
 = age of the operation in flight, ...), E2E-STALL / E2E-WERR / E2E-RERR as
-things happen, and E2E-RESULT once the host typed E2E-STOP (see
-guest/workload.c)."""
+things happen, E2E-ACK per acknowledged file (e2e.acks=1), and E2E-RESULT
+once the host typed E2E-STOP (see tests/e2e/guest/workload.c).  Waits on
+the console end at the line that answers them, or when QEMU exits."""
 
 import os
 import re
@@ -13,13 +16,28 @@ import subprocess
 import tempfile
 import time
 
-from .base import BIN, CACHE, HERE, Fail, check, kv, run_cmd, wait_until
+from .checks import Fail, check
+from .paths import BIN, CACHE, E2E
+from .process import run_cmd
+
+
+def kv(text):
+    """'a=1 b=x' -> {'a': 1, 'b': 'x'} (ints converted)"""
+    out = {}
+    for m in re.finditer(r'(\w+)=(\S+)', text):
+        v = m.group(2)
+        try:
+            v = int(v)
+        except ValueError:
+            pass
+        out[m.group(1)] = v
+    return out
 
 
 def build_guest():
     """build the host helpers and the guest image: (kernel, initrd)"""
-    run_cmd(['make', '-s', '-C', HERE, 'CACHE=' + CACHE], timeout=300)
-    out = run_cmd([os.path.join(HERE, 'mkinitramfs.sh')], timeout=600)
+    run_cmd(['make', '-s', '-C', E2E, 'CACHE=' + CACHE], timeout=300)
+    out = run_cmd([os.path.join(E2E, 'mkinitramfs.sh')], timeout=600)
     kernel = initrd = None
     for line in out.splitlines():
         if line.startswith('KERNEL='):
@@ -43,25 +61,39 @@ def boot(ctx, q):
     dl = time.monotonic() + ctx.args.boot_timeout
     try:
         _, t, _ = ctx.console.wait(r'E2E-START', dl, what='workload start')
-    except Fail:
+    except Fail as e:
         if not q.running():
             raise Fail('QEMU exited during boot: ' + ctx.tail('qemu-' + q.tag))
-        raise
-    ctx.info.setdefault('boot_s', round(t - q.t_spawn, 1))
+        raise e
+    if ctx.info.boot_s is None:
+        ctx.info.boot_s = round(t - q.t_spawn, 1)
     ctx.tl.mark('workload-start')
 
 
-def last_progress(ctx, since=None, prefix='E2E'):
-    p = ctx.console.find(r'%s-PROGRESS (.*)' % prefix, since)
+def progress(console, since=None, tag=None, prefix='E2E'):
+    """[(t, {written, busy_ms, t, ...})] of the PROGRESS lines"""
+    return [(t, kv(m.group(1))) for t, _, _, m in
+            console.find(r'%s-PROGRESS (.*)' % prefix, since, tag)]
+
+
+def last_progress(console, since=None, prefix='E2E'):
+    p = console.find(r'%s-PROGRESS (.*)' % prefix, since)
     return kv(p[-1][3].group(1)) if p else None
+
+
+def wait_progress(console, pred, deadline, what, since=None):
+    """the first PROGRESS line (after since) for which pred(t, dict): its t"""
+    def found():
+        for t, p in progress(console, since):
+            if pred(t, p):
+                return t
+        return None
+    return console.wait_for(found, deadline, what)
 
 
 def wait_written(ctx, n, deadline, what):
     """wait for a PROGRESS line with written >= n"""
-    def ok():
-        p = last_progress(ctx)
-        return p is not None and p.get('written', 0) >= n
-    wait_until(ok, deadline, what, step=0.1)
+    wait_progress(ctx.console, lambda t, p: p.get('written', 0) >= n, deadline, what)
 
 
 def warmup(ctx):
@@ -76,7 +108,20 @@ def outage_wait(ctx, until, poll=None):
             return
         if poll:
             poll()
-        time.sleep(min(left, 0.2))
+        time.sleep(min(left, 0.2) if poll else left)
+
+
+def guest_result(console, m=None):
+    """the workload's E2E-RESULT (the line matched by m, default the last
+    one), with the guest's fsck (E2E-FSCK, after it unmounted the disk) as
+    fsck_rc"""
+    if m is None:
+        r = console.find(r'E2E-RESULT (.*)')
+        m = r[-1][3] if r else None
+    res = kv(m.group(1)) if m else {}
+    fs = console.find(r'^E2E-FSCK rc=(\d+)')
+    res['fsck_rc'] = int(fs[-1][3].group(1)) if fs else None
+    return res
 
 
 def finish(ctx, q, deadline_s=90):
@@ -84,14 +129,11 @@ def finish(ctx, q, deadline_s=90):
     ctx.tl.mark('stop-sent')
     ctx.console.send('\nE2E-STOP\n')
     dl = time.monotonic() + deadline_s
-    _, t, m = ctx.console.wait(r'E2E-RESULT (.*)', dl, start=0, what='E2E-RESULT')
-    res = kv(m.group(1))
+    _, _, m = ctx.console.wait(r'E2E-RESULT (.*)', dl, start=0, what='E2E-RESULT')
     ctx.tl.mark('result')
     q.wait_exit(time.monotonic() + 60)
     # after the workload the guest unmounts and runs e2fsck -fn
-    fs = ctx.console.find(r'^E2E-FSCK rc=(\d+)')
-    res['fsck_rc'] = int(fs[-1][3].group(1)) if fs else None
-    return res
+    return guest_result(ctx.console, m)
 
 
 def guest_error_times(ctx, since):
@@ -105,8 +147,7 @@ def guest_error_times(ctx, since):
 def stall_info(ctx, since, until=None):
     """(stall start estimate, resume time) of the workload's writes"""
     stalled = resumed = None
-    for t, _, _, m in ctx.console.find(r'E2E-PROGRESS (.*)', since):
-        p = kv(m.group(1))
+    for t, p in progress(ctx.console, since):
         if stalled is None and p.get('busy_ms', 0) >= 1000:
             stalled = t - p['busy_ms'] / 1000.0
     for t, _, _, m in ctx.console.find(r'E2E-STALL (.*)', since):
@@ -121,45 +162,31 @@ def stall_info(ctx, since, until=None):
 
 def wait_resumed(ctx, restore_t, deadline):
     """after storage came back: writes progress again (or report an error)"""
-    p0 = last_progress(ctx) or {}
-    base = p0.get('written', 0)
-
-    def ok():
-        for t, _, _, m in ctx.console.find(r'E2E-PROGRESS (.*)', restore_t):
-            p = kv(m.group(1))
-            if p.get('written', 0) > base + 3 and p.get('busy_ms', 0) < 1000:
-                return t
-        return None
-    return wait_until(ok, deadline, 'guest writes to resume', step=0.1)
+    base = (last_progress(ctx.console) or {}).get('written', 0)
+    return wait_progress(ctx.console, lambda t, p: p.get('written', 0) > base + 3 and
+                         p.get('busy_ms', 0) < 1000, deadline, 'writes to resume',
+                         since=restore_t)
 
 
 def post_run(ctx, seconds):
     """let the guest run `seconds` more (guest-clock progress lines)"""
-    p = last_progress(ctx) or {'t': 0}
+    p = last_progress(ctx.console) or {'t': 0}
     t_want = p.get('t', 0) + int(seconds * 1000)
-    dl = time.monotonic() + seconds + 30
-    ctx.console.wait(r'E2E-PROGRESS t=(\d+)', dl, start=max(0, ctx.console.count() - 1),
-                     what='progress')
-    wait_until(lambda: (last_progress(ctx) or {}).get('t', 0) >= t_want, dl,
-               'guest progress for %.0f s' % seconds, step=0.1)
+    wait_progress(ctx.console, lambda t, p: p.get('t', 0) >= t_want,
+                  time.monotonic() + seconds + 30, 'progress for %.0f s' % seconds)
 
 
 def wait_hung(ctx, q, t_fail):
     """until the guest really hangs on the failing storage: a write in flight
     for >= 1.5 s"""
-    def hung():
-        for _, _, _, m in ctx.console.find(r'E2E-PROGRESS (.*)', t_fail):
-            if kv(m.group(1)).get('busy_ms', 0) >= 1500:
-                return True
-        return False
-    wait_until(hung, time.monotonic() + 20, 'guest write stall', step=0.1)
+    wait_progress(ctx.console, lambda t, p: p.get('busy_ms', 0) >= 1500,
+                  time.monotonic() + 20, 'write stall', since=t_fail)
     return ctx.tl.mark('guest-stalled')
 
 
 def progress_on(ctx, tag, since):
     """E2E-PROGRESS dicts the guest printed on QEMU `tag`'s console"""
-    return [(t, kv(m.group(1))) for t, tg, _, m in
-            ctx.console.find(r'E2E-PROGRESS (.*)', since) if tg == tag]
+    return progress(ctx.console, since, tag)
 
 
 def check_guest_clean(res, fails):
@@ -173,10 +200,10 @@ def check_guest_clean(res, fails):
     check(res.get('fsck_rc') == 0, fails, 'guest fsck: rc=%s' % res.get('fsck_rc'))
 
 
-def acks_on_console(ctx):
+def acks_on_console(console, tag=None):
     """(dir, seq) of every E2E-ACK the guests printed (e2e.acks=1)"""
     return [(m.group(1), int(m.group(2)))
-            for _, _, _, m in ctx.console.find(r'E2E-ACK d=(\S+) s=(\d+)')]
+            for _, _, _, m in console.find(r'E2E-ACK d=(\S+) s=(\d+)', tag=tag)]
 
 
 def host_verify(ctx, image, fmt, acks):
@@ -189,7 +216,7 @@ def host_verify(ctx, image, fmt, acks):
     work = tempfile.mkdtemp(prefix='verify-', dir=ctx.workdir)
     try:
         copy = os.path.join(work, 'disk.img')
-        run_cmd([ctx.env['qemu_img'], 'convert', '-U', '-f', fmt, '-O', 'raw', image, copy],
+        run_cmd([ctx.env.qemu_img, 'convert', '-U', '-f', fmt, '-O', 'raw', image, copy],
                 timeout=600)
         acklist = os.path.join(work, 'acks.txt')
         with open(acklist, 'w') as f:

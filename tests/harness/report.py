@@ -1,9 +1,31 @@
-"""What the harness prints: result summaries, the demo's timelines."""
+"""What the harness prints and measures: result summaries, timelines of a
+run (the demo's), verdicts, result lines, and the statistics of samples
+(percentiles by the statistics module)."""
 
+import math
 import re
+import statistics
 
-from .base import kv
-from .guest import guest_error_times, stall_info
+from .workload import guest_error_times, kv, progress, stall_info
+
+
+def percentile(xs, p):
+    """the p-th percentile (p a whole number), linear between the closest
+    ranks (numpy's default): statistics.quantiles' inclusive method"""
+    if not xs:
+        return math.nan
+    if len(xs) == 1 or p <= 0:
+        return float(min(xs))
+    if p >= 100:
+        return float(max(xs))
+    return statistics.quantiles(xs, n=100, method='inclusive')[int(p) - 1]
+
+
+def stats(xs):
+    """n, min, p50, p90, p99, max of samples"""
+    return {'n': len(xs), 'min': min(xs) if xs else math.nan,
+            'p50': percentile(xs, 50), 'p90': percentile(xs, 90),
+            'p99': percentile(xs, 99), 'max': max(xs) if xs else math.nan}
 
 
 def summary(res, keys=('written', 'verified', 'bad', 'write_errors', 'read_errors',
@@ -48,8 +70,7 @@ def timeline_text(ctx):
                                           t_fail)[:1]:
         ev.append((t, 'guest kernel: %s' % re.sub(r'^\[[ \d.]+\] ', '', text.strip())[:70]))
     if not resumed:
-        prog = [(t, kv(m.group(1))) for t, _, _, m in
-                ctx.console.find(r'E2E-PROGRESS (.*)', t_fail + 1.0)]
+        prog = progress(ctx.console, t_fail + 1.0)
         if prog:
             base = prog[0][1].get('written', 0)
             again = [t for t, p in prog if p.get('written', 0) > base]
@@ -79,41 +100,11 @@ def timeline_text(ctx):
     return ['  %+7.1fs  %s' % (t - t_fail, text) for t, text in ev]
 
 
-def demo(args, env):
-    from .runner import run_one
-    device, storage = args.device or 'virtio-blk', args.storage or 'fuse'
-    if device == 'all':
-        device = 'virtio-blk'
-    if storage == 'all':
-        storage = 'fuse'
-    results = []
-    runs = [('upstream-default', 'upstream QEMU, default werror/rerror')]
-    retry_names = env['retry_props'][device] or ('retry_interval', 'retry_timeout')
-    if env['retry'][device]:
-        runs.insert(0, ('short-outage', 'patched QEMU, werror=retry,rerror=retry,'
-                        '%s=%d,%s=%d' % (retry_names[0], args.retry_interval,
-                                         retry_names[1], args.retry_timeout)))
-    else:
-        print('note: %s has no retry support for %s yet; showing the upstream side only\n'
-              % (env['qemu'], device))
-    for sc, title in runs:
-        st, name, detail, el = run_one(args, env, sc, device, storage)
-        ctx = env['last_ctx']
-        print('=== %s: %s, %.0f s outage (%s/%s)' % (title, sc, args.outage, device, storage))
-        for line in timeline_text(ctx):
-            print(line)
-        who = 'upstream' if sc.startswith('upstream') else 'patched'
-        print('  -> %s' % verdict_text(who, st, ctx, detail))
-        print('     (%s; %.0f s)\n' % (detail, el))
-        results.append(st)
-    return results
-
-
 def verdict_text(who, status, ctx, detail=''):
     """what a run showed, and whether that was the expected outcome: a
     "before" run that PASSes is upstream's problem reproduced, not a
     verdict in upstream's favour"""
-    v = ctx.info.get('verdict') if ctx else None
+    v = ctx.info.verdict if ctx else None
     if status != 'PASS':
         return '%s: NOT the expected outcome: %s' % (who, detail.split(' | ')[0])
     if not v:
@@ -123,7 +114,7 @@ def verdict_text(who, status, ctx, detail=''):
 
 def result_line(status, name, seconds, detail, ctx=None):
     """one line per run: PASS|FAIL name seconds [what it showed] details"""
-    v = ctx.info.get('verdict') if ctx is not None and ctx.name == name else None
+    v = ctx.info.verdict if ctx is not None and ctx.name == name else None
     if v and status == 'PASS':
         detail = '[%s: expected, %s] %s' % (v[0], v[1], detail)
     return '%s %s %.1fs %s' % (status, name, seconds, detail)
