@@ -9,7 +9,7 @@ Modules, by job:
                virtual clock)
   guestvm      the TCG guest for real-time measurements: bench-io in an
                initramfs overlay on the e2e guest, QEMU and storage from the
-               e2e harness (tests/e2e/e2e)
+               harness (tests/harness, which bench/run.py puts on sys.path)
   recovery     2. recovery latency (loop/FUSE and NBD)
   timeout      3. timeout precision
   hung         4. CPU while hung; interval 0: QMP latency, vCPU heartbeat
