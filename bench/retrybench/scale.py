@@ -14,13 +14,14 @@ Per point:
   1. the requests are written into the virtqueues (indirect descriptors,
      queue-size 1024, up to 4 queues per disk), memory measured;
   2. overhead: K rounds of what an attempt round costs the driver with
-     nothing parked (clock_step + query-block polls; upstream: stop, cont,
-     query-status polls), main thread CPU;
+     nothing parked (clock_step + query-block polls; upstream: stop and
+     cont), main thread CPU;
   3. all queues kicked: every request fails once and is parked; memory
      measured again (-> bytes per parked request);
   4. K attempts (patched: clock_step(interval), then poll query-block
      until every disk counted one more attempt and has every request
-     parked again; upstream: cont, then poll until stopped again); CPU per
+     parked again; upstream: cont, then its STOP event, no QMP command,
+     since 2026-12-07: before, query-status polls); CPU per
      attempt = (CPU of the K rounds - overhead) / K; memory again (->
      growth per attempt, which must be zero).
 """
@@ -157,7 +158,6 @@ def one_point(variant, ndisks, nreq, k_attempts, nqueues=None, callgrind=None,
             else:
                 m.qmp('stop')
                 m.qmp('cont')
-                m.qmp('query-status')
         overhead = m.main_thread_cpu() - c0
         settle(m)
         mem0 = heap_bytes(m, work) if massif else m.memory_kb()
