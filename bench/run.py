@@ -145,6 +145,8 @@ def main():
                     'file (or of several, comma separated: the later ones\' recovery-matrix* '
                     'cells replace the earlier ones\') and exit')
     a = ap.parse_args()
+    import harness
+    harness.setup_logging(False)
     from retrybench import report
     if a.readme:
         res = {}

@@ -34,7 +34,10 @@ paths.use_qemu_python()
 
 def setup_logging(verbose):
     """-v: the harness's debug messages (QMP events, console lines, marks,
-    processes) on stderr; else warnings only"""
+    processes) and qemu.machine's and qemu.qmp's warnings on stderr; else
+    the harness's warnings only (a QMP connection that QEMU's exit resets,
+    a QEMU killed on purpose: the harness reports what matters of them)"""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format='  [%(asctime)s] %(message)s', datefmt='%H:%M:%S')
+                        format='  [%(asctime)s] %(name)s: %(message)s', datefmt='%H:%M:%S')
     logging.getLogger('harness').setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger('qemu').setLevel(logging.WARNING if verbose else logging.CRITICAL)
