@@ -475,8 +475,8 @@ def matrix(lanes, log=print, time_budget=None):
     deadline = time.time() + time_budget if time_budget else None
     meta = {'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
             'series_commit': git_head(PATCHED), 'goal_p99_ms': GOAL_MS,
-            'manager_period_s': MANAGER_PERIOD, 'storage_daemon': e['qsd'],
-            'storage_daemon_sha256': sha256(e['qsd']),
+            'manager_period_s': MANAGER_PERIOD, 'storage_daemon': e.qsd,
+            'storage_daemon_sha256': sha256(e.qsd),
             'lanes': [[list(j[:2]) for j in lane] for lane in lanes],
             'binaries': {}}
     for v in VARIANTS:
