@@ -215,7 +215,7 @@ def probe_table(rm):
     requests were parked, and the probe manager's with nothing parked"""
     lines = ['| binary | retry-interval (ms) | p50 / p99 / max (ms) | parked (s) | QEMU CPU '
              'while parked (% of a core) | manager CPU while parked (%) | probes (per s) | '
-             'manager with nothing parked: s, probes, CPU (ms) |',
+             'manager with nothing parked, whole run: s, probes, CPU (ms) |',
              '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
     for variant in ('probe', 'after'):
         cell = (rm.get(variant) or {}).get('fuse') or {}
@@ -414,10 +414,14 @@ def matrix_plot(plt, rm, item, outdir):
         ax.set_xlabel('retry-interval (ms)')
         ax.grid(True, which='both', alpha=0.3)
     axes[0][0].set_ylabel('storage back -> request completed (ms)\n(solid p99, dotted max)')
-    axes[0][-1].legend(fontsize=7, loc='upper left')
+    seen = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    axes[0][-1].legend(list(seen.values()), list(seen), fontsize=7, loc='upper left')
     meta = rm.get('meta') or {}
-    fig.suptitle('Recovery latency, 16 parked writes per outage; series %s, %s' % (
-        (meta.get('series_commit') or '?')[:12], item.get('date', meta.get('date', '?'))),
+    fig.suptitle('Recovery latency, 16 parked writes per outage; series %s, run of %s' % (
+        (meta.get('series_commit') or '?')[:12], meta.get('date') or item.get('date', '?')),
         fontsize=10)
     fig.tight_layout()
     p = os.path.join(outdir, 'recovery-latency.png')
