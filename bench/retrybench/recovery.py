@@ -403,9 +403,10 @@ def analyse(kind, marks, trace, ends, log, prefix=''):
         nxt = marks[k + 1][1] if k + 1 < len(marks) else float('inf')
         lat = [c - t_r for s, c, status in spans if s < t_r < c < nxt]
         r = res.setdefault(point, {'lat_ms': [], 'parked': [], 'lag_ms': [],
-                                   'after_conn_ms': [], 'resubmitted': []})
+                                   'after_conn_ms': [], 'resubmitted': [], 'max_ms': []})
         r['lat_ms'] += [x * 1000 for x in lat]
         r['parked'].append(len(lat))
+        r['max_ms'].append(round(max(lat) * 1000, 1) if lat else None)
         if answer is not None:
             r['resubmitted'].append(answer.get('requests'))
         if kind.startswith('nbd'):
@@ -420,7 +421,7 @@ def analyse(kind, marks, trace, ends, log, prefix=''):
     for point, r in res.items():
         s = stats(r['lat_ms'])
         o = {'latency_ms': s, 'parked_per_outage': r['parked'],
-             'outages': len(r['parked'])}
+             'max_ms_per_outage': r['max_ms'], 'outages': len(r['parked'])}
         line = ('  recovery %s%-7s %-8s %2d outages, %3d parked requests: latency after the '
                 'storage is back p50 %.1f p99 %.1f max %.1f ms' % (
                     prefix, kind, point, len(r['parked']), s['n'], s['p50'], s['p99'], s['max']))
