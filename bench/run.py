@@ -19,8 +19,17 @@ lists the modules; the README's "Benchmarks" section shows the results).
             the series without its NBD patches 'before', upstream with
             werror=stop and a manager sending cont) x storage (loop/FUSE,
             NBD unix, NBD TCP) x interval 100/1000/5000/60000; against
-            the goal p99 <= 50 ms.  Not in the default --only (26 min);
-            its lanes run at the same time
+            the goal p99 <= 50 ms; and 'probe' (the series plus a
+            manager that, while requests are parked, reads the loop
+            device's first 4 KiB every 100 ms and sends
+            block-retry-resubmit once a read succeeds) on loop/FUSE.
+            Not in the default --only (27 min); its lanes run at the same
+            time
+  recovery-probe
+            (issue 19) 'probe' on loop/FUSE at 5000 and 1000 ms, then
+            'after' at 5000 ms, one after the other (nothing else runs):
+            latency, and QEMU's and the manager's CPU while parked and
+            the manager's with nothing parked
 
 usage: bench/run.py [--quick | --full] [--only ITEM,...] [--plots] [--out JSON]
   --quick   (make bench) small counts, prints the results, no thresholds
@@ -48,7 +57,7 @@ sys.path.insert(1, os.path.join(TOP, 'tests'))
 RESULTS = os.path.join(TOP, 'build', 'bench-results')
 
 ITEMS = ('fastpath', 'scale', 'recovery', 'timeout', 'hung')
-EXTRA_ITEMS = ('recovery-matrix', 'recovery-matrix-nbd')
+EXTRA_ITEMS = ('recovery-matrix', 'recovery-matrix-nbd', 'recovery-probe')
 P4 = (100, 1000, 5000, 60000)
 
 MODES = {
@@ -84,9 +93,14 @@ MODES = {
             [('after', 'nbd-tcp', (100, 1000, 5000), 20),
              ('upstream', 'nbd-tcp', P4, {100: 10, 1000: 10, 5000: 10, 60000: 2}),
              ('before', 'nbd-tcp', P4, {100: 20, 1000: 20, 5000: 20, 60000: 3})],
-            [('after', 'nbd', (60000,), 20)],
+            [('probe', 'fuse', P4, {100: 20, 1000: 20, 5000: 20, 60000: 3}),
+             ('after', 'nbd', (60000,), 20)],
             [('after', 'nbd-tcp', (60000,), 20)],
         ]),
+        # the probe from outside QEMU against the series alone, one job at
+        # a time (the CPU figures are not shared with other guests)
+        'recovery-probe': dict(time_budget=15 * 60, lanes=[
+            [('probe', 'fuse', (5000, 1000), 20), ('after', 'fuse', (5000,), 20)]]),
     },
 }
 # the series' NBD points alone, to run again after a change (t_r probed
@@ -97,6 +111,8 @@ MODES['full']['recovery-matrix-nbd'] = dict(time_budget=15 * 60, lanes=[
     [('after', 'nbd', (60000,), 20)],
     [('after', 'nbd-tcp', (60000,), 20)],
 ])
+MODES['quick']['recovery-probe'] = dict(time_budget=3 * 60, lanes=[
+    [('probe', 'fuse', (1000,), 2)]])
 MODES['quick']['recovery-matrix'] = dict(time_budget=5 * 60, lanes=[
     [('after', 'nbd-tcp', (100,), 2), ('upstream', 'nbd-tcp', (100,), 2)],
     [('before', 'fuse', (100,), 2), ('after', 'nbd', (1000,), 2)],
@@ -120,7 +136,7 @@ def run_item(item, params, log):
     if item == 'hung':
         from retrybench import hung
         return hung.measure(log=log, **params)
-    if item in ('recovery-matrix', 'recovery-matrix-nbd'):
+    if item in EXTRA_ITEMS:
         from retrybench import recovery
         return recovery.matrix(log=log, **params)
     raise SystemExit('unknown item %s' % item)
@@ -211,6 +227,9 @@ def main():
         if rm and i in items:
             print()
             print(report.matrix_table(rm))
+            if 'probe' in rm:
+                print()
+                print(report.probe_table(rm))
             print()
             print(report.matrix_meta(rm))
     if a.full or a.plots:

@@ -150,6 +150,14 @@ class BenchVM:
     def qom(self, i):
         return self.disks[i].qom_path
 
+    def device_path(self, i=0):
+        """the host file or device QEMU opens for disk i (loop/FUSE: the
+        loop device)"""
+        proto = self.storages[i].protocol('disk%d' % i)
+        if 'filename' not in proto:
+            raise Fail('%s storage: no host file to read' % self.kind)
+        return proto['filename']
+
     def retry_state(self):
         """[(requests, attempts)] per disk, from query-block"""
         out = []

@@ -52,7 +52,9 @@ or, with the NBD patches, an attempt asked for (nbd_connect_thread_woken)
 or a background connection (nbd_connect_thread_ready), whichever is first.
 """
 
+import mmap
 import multiprocessing
+import os
 import random
 import threading
 import time
@@ -62,13 +64,26 @@ from .binaries import BEFORE, PATCHED, UPSTREAM, git_head, sha256
 from .qtestvirtio import wait_for_binary
 
 DEPTH = 16
-VARIANTS = ('after', 'before', 'upstream')
+VARIANTS = ('after', 'before', 'upstream', 'probe')
 GOAL_MS = 50            # issue 19: p99 at most 50 ms, whatever the interval
 MANAGER_PERIOD = 1.0
+PROBE_PERIOD = 0.1      # the probe variant: one read every 100 ms while requests wait
+PROBE_BYTES = 4096
 
 
 def binary_of(variant):
-    return {'after': PATCHED, 'before': BEFORE, 'upstream': UPSTREAM}[variant]
+    return {'after': PATCHED, 'probe': PATCHED, 'before': BEFORE, 'upstream': UPSTREAM}[variant]
+
+
+def thread_cpu(tid):
+    """CPU seconds of thread `tid` of this process (schedstat, ns)"""
+    with open('/proc/self/task/%d/schedstat' % tid) as f:
+        return int(f.read().split()[0]) / 1e9
+
+
+def process_cpu(b):
+    """CPU seconds of all of QEMU's threads"""
+    return sum(s for _, s in b.threads_cpu().values())
 
 
 def _n_outages(outages, point):
@@ -113,6 +128,86 @@ class Manager(threading.Thread):
         self.join(5)
 
 
+class ProbeManager(threading.Thread):
+    """the 'probe' variant's manager (issue 19: does a cheap probe pay on
+    storage that has no "back" event?), outside QEMU: from a
+    BLOCK_IO_ERROR with action 'retry' (an episode begins: requests are
+    parked) to the episode's BLOCK_IO_RETRY_END, one O_DIRECT read of the
+    first `size` bytes of the device QEMU uses every `period` s; after a
+    read that succeeds, block-retry-resubmit of the disk (then it waits up
+    to 1 s for the episode to end, and probes again if it does not).
+    Between episodes it only waits for the next BLOCK_IO_ERROR (it wakes
+    once a second to see whether it should stop): no I/O, no QMP."""
+
+    def __init__(self, qmp, path, qom, start, period=PROBE_PERIOD, size=PROBE_BYTES):
+        super().__init__(daemon=True, name='probe-manager')
+        self.qmp = qmp
+        self.qom = qom
+        self.start_index = start        # QMP events from this index on
+        self.period = period
+        self.buf = mmap.mmap(-1, size)  # page aligned, as O_DIRECT needs
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+        self.halt = threading.Event()
+        self.tid = None
+        self.ready = threading.Event()
+        self.probes = []            # (time.time(), read succeeded)
+        self.resubmits = []         # (time.time(), requests resubmitted)
+        self.episodes = []          # (time.time() of its BLOCK_IO_ERROR, of its end or None)
+        self.errors = []
+
+    def cpu(self):
+        """this thread's CPU seconds so far"""
+        return thread_cpu(self.tid)
+
+    def _read(self):
+        try:
+            return os.preadv(self.fd, [self.buf], 0) == len(self.buf)
+        except OSError:
+            return False
+
+    def run(self):
+        self.tid = threading.get_native_id()
+        self.ready.set()
+        i = self.start_index
+        try:
+            while not self.halt.is_set():
+                r = self.qmp.next_event('BLOCK_IO_ERROR', time.monotonic() + 1.0, start=i,
+                                        pred=lambda ev: ev['data'].get('action') == 'retry')
+                if r is None:
+                    continue
+                i = r[0] + 1
+                self.episodes.append([time.time(), None])
+                i = self._episode(i)
+                self.episodes[-1][1] = time.time()
+        except Fail as e:
+            self.errors.append(str(e))
+
+    def _episode(self, i):
+        """probe until the episode's BLOCK_IO_RETRY_END; returns the index
+        after it"""
+        nxt = time.monotonic()
+        while not self.halt.is_set():
+            ok = self._read()
+            self.probes.append((time.time(), ok))
+            if ok:
+                a = self.qmp.cmd('block-retry-resubmit', {'id': self.qom}, check=False)
+                self.resubmits.append((time.time(), a.get('requests')))
+                nxt = time.monotonic() + 1.0
+            else:
+                nxt = max(nxt + self.period, time.monotonic())
+            end = self.qmp.next_event('BLOCK_IO_RETRY_END', nxt, start=i)
+            if end is not None:
+                return end[0] + 1
+        return i
+
+    def stop(self):
+        self.halt.set()
+        self.join(5)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def _wait_running_again(qmp, start, t_r_mono, deadline, quiet=1.2):
     """the upstream baseline is done with an outage once the VM runs again
     and stays running: a RESUME (at or after event index `start`) followed
@@ -138,6 +233,9 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
     end after it (the points not reached are left out)"""
     rnd = random.Random(seed)
     stop_mode = variant == 'upstream'
+    probe_mode = variant == 'probe'
+    if probe_mode and kind != 'fuse':
+        raise ValueError('the probe variant reads a host file or device: kind fuse only')
     binary = binary_of(variant)
     wait_for_binary(binary)
     policy = ({'werror': 'stop', 'rerror': 'stop'} if stop_mode else
@@ -145,13 +243,25 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
     b = BenchVM('recovery-%s-%s' % (variant, kind), kind, 1, policy,
                 ['-w', '-d', str(DEPTH), '-p', '10'], binary=binary)
     marks = []          # (point, t_fail, t_restore, resubmit answer)
+    parked_cpu = []     # per outage, all parked until t_r: (point, snapshot, snapshot)
+    idle = []           # probe: nothing parked (no episode): (snapshot, snapshot)
     mgr = None
     cut = []
+
+    def snap():
+        """(time.time(), QEMU's CPU s, the probe manager's CPU s, its probes)"""
+        return (time.time(), process_cpu(b), mgr.cpu() if probe_mode else 0.0,
+                len(mgr.probes) if probe_mode else 0)
     try:
         b.start()
         if stop_mode:
             mgr = Manager(b.qmp)
             mgr.start()
+        elif probe_mode:
+            mgr = ProbeManager(b.qmp, b.device_path(0), b.qom(0), b.qmp.mark())
+            mgr.start()
+            mgr.ready.wait(5)
+        idle_from = snap()
         time.sleep(2)
         for point in points:
             interval = 1000 if point == 'resubmit' else point
@@ -166,6 +276,8 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
                     log('  recovery %s %s %s: deadline, %d of %d outages' % (
                         variant, kind, point, k, n))
                     break
+                if probe_mode:
+                    idle.append((idle_from, snap()))
                 t_fail = time.time()
                 i0 = b.qmp.mark()
                 if stop_mode:
@@ -174,9 +286,12 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
                 else:
                     b.fail()
                     b.wait_parked(DEPTH)
+                c0 = snap()
                 time.sleep(rnd.uniform(1.0, 1.0 + interval / 1000.0))
                 i_end = b.qmp.mark()
+                c1 = snap()
                 t_r = b.restore()
+                parked_cpu.append((point, c0, c1))
                 t_r_mono = time.monotonic() - (time.time() - t_r)
                 answer = None
                 if point == 'resubmit':
@@ -190,10 +305,14 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
                 if not ok:
                     raise RuntimeError('%s %s: not recovered %.0f s after the restore' % (
                         variant, kind, interval / 1000.0 + 40))
+                if probe_mode:
+                    idle_from = snap()      # the episode ended: nothing parked
                 time.sleep(0.3)           # healthy I/O between outages
             if cut:
                 break
         time.sleep(0.5)
+        if probe_mode:
+            idle.append((idle_from, snap()))
         if mgr:
             mgr.stop()
         ends = [ev for _, ev in b.qmp.named('BLOCK_IO_RETRY_END')]
@@ -212,8 +331,54 @@ def run_kind(kind, points=(100, 1000, 5000, 'resubmit'), outages=20, log=print, 
                                                    if m[0] == point]
         out['episodes'] = {'stops': len(stops), 'conts': len(mgr.conts),
                            'manager_errors': mgr.errors[:5]}
+    for point in {m[0] for m in marks}:
+        c = out[str(point)]['cpu_parked'] = _cpu_parked([(c0, c1) for p, c0, c1 in parked_cpu
+                                                         if p == point])
+        log('  recovery %s %s %s: while parked (%.1f s): QEMU %.2f %% of a core%s' % (
+            variant, kind, point, c['seconds'], c['qemu_cpu_pct'] or 0,
+            ', probe manager %.3f %% (%d probes, %.3f ms each)' % (
+                c['manager_cpu_pct'], c['probes'], c['manager_cpu_ms_per_probe'] or 0)
+            if probe_mode else ''))
+    if probe_mode:
+        out['probe'] = _probe_summary(mgr, idle, log, '%s %s' % (variant, kind))
     if cut:
         out['cut_by_deadline'] = [{'point': p, 'done': k, 'planned': n} for p, k, n in cut]
+    return out
+
+
+def _cpu_parked(windows):
+    """CPU over the windows in which all requests were parked (from all
+    parked to just before t_r): QEMU's and the probe manager's, in % of a
+    core, and the manager's probes"""
+    secs = sum(c1[0] - c0[0] for c0, c1 in windows)
+    qemu = sum(c1[1] - c0[1] for c0, c1 in windows)
+    mgr = sum(c1[2] - c0[2] for c0, c1 in windows)
+    probes = sum(c1[3] - c0[3] for c0, c1 in windows)
+    return {'seconds': round(secs, 3), 'qemu_cpu_pct': 100.0 * qemu / secs if secs else None,
+            'manager_cpu_pct': 100.0 * mgr / secs if secs else None,
+            'manager_cpu_ms_per_probe': 1000.0 * mgr / probes if probes else None,
+            'probes': probes, 'probes_per_s': probes / secs if secs else None,
+            'qemu_cpu_pct_per_outage': [round(100.0 * (c1[1] - c0[1]) / (c1[0] - c0[0]), 3)
+                                        for c0, c1 in windows if c1[0] > c0[0]]}
+
+
+def _probe_summary(mgr, idle, log, tag):
+    """what the probe manager did: probes and resubmits, its CPU with
+    nothing parked (between episodes)"""
+    secs = sum(b[0] - a[0] for a, b in idle)
+    cpu = sum(b[2] - a[2] for a, b in idle)
+    probes = sum(b[3] - a[3] for a, b in idle)
+    out = {'probes': len(mgr.probes), 'probes_ok': sum(1 for _, ok in mgr.probes if ok),
+           'resubmits': len(mgr.resubmits),
+           'resubmitted_requests': [n for _, n in mgr.resubmits],
+           'episodes': len(mgr.episodes), 'errors': mgr.errors[:5],
+           'idle': {'seconds': round(secs, 3), 'manager_cpu_ms': round(1000.0 * cpu, 3),
+                    'manager_cpu_pct': 100.0 * cpu / secs if secs else None,
+                    'probes': probes}}
+    log('  recovery %s: %d probes (%d succeeded), %d resubmits, %d episodes; with nothing '
+        'parked (%.1f s): %d probes, manager CPU %.2f ms' % (
+            tag, out['probes'], out['probes_ok'], out['resubmits'], out['episodes'], secs,
+            probes, 1000.0 * cpu))
     return out
 
 
@@ -238,9 +403,10 @@ def analyse(kind, marks, trace, ends, log, prefix=''):
         nxt = marks[k + 1][1] if k + 1 < len(marks) else float('inf')
         lat = [c - t_r for s, c, status in spans if s < t_r < c < nxt]
         r = res.setdefault(point, {'lat_ms': [], 'parked': [], 'lag_ms': [],
-                                   'after_conn_ms': [], 'resubmitted': []})
+                                   'after_conn_ms': [], 'resubmitted': [], 'max_ms': []})
         r['lat_ms'] += [x * 1000 for x in lat]
         r['parked'].append(len(lat))
+        r['max_ms'].append(round(max(lat) * 1000, 1) if lat else None)
         if answer is not None:
             r['resubmitted'].append(answer.get('requests'))
         if kind.startswith('nbd'):
@@ -255,7 +421,7 @@ def analyse(kind, marks, trace, ends, log, prefix=''):
     for point, r in res.items():
         s = stats(r['lat_ms'])
         o = {'latency_ms': s, 'parked_per_outage': r['parked'],
-             'outages': len(r['parked'])}
+             'max_ms_per_outage': r['max_ms'], 'outages': len(r['parked'])}
         line = ('  recovery %s%-7s %-8s %2d outages, %3d parked requests: latency after the '
                 'storage is back p50 %.1f p99 %.1f max %.1f ms' % (
                     prefix, kind, point, len(r['parked']), s['n'], s['p50'], s['p99'], s['max']))
@@ -310,8 +476,8 @@ def matrix(lanes, log=print, time_budget=None):
     deadline = time.time() + time_budget if time_budget else None
     meta = {'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
             'series_commit': git_head(PATCHED), 'goal_p99_ms': GOAL_MS,
-            'manager_period_s': MANAGER_PERIOD, 'storage_daemon': e['qsd'],
-            'storage_daemon_sha256': sha256(e['qsd']),
+            'manager_period_s': MANAGER_PERIOD, 'storage_daemon': e.qsd,
+            'storage_daemon_sha256': sha256(e.qsd),
             'lanes': [[list(j[:2]) for j in lane] for lane in lanes],
             'binaries': {}}
     for v in VARIANTS:

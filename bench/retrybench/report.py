@@ -160,7 +160,10 @@ def rows(results, matrix=True):
 GOAL_MS = 50
 VARIANT_LABEL = {'after': 'series (with its NBD patches), werror=retry',
                  'before': 'series without its NBD patches, werror=retry',
-                 'upstream': 'upstream, werror=stop + manager (cont, 1 s poll)'}
+                 'upstream': 'upstream, werror=stop + manager (cont, 1 s poll)',
+                 'probe': 'series + manager probing the storage every 100 ms while requests '
+                          'are parked (block-retry-resubmit)'}
+MATRIX_VARIANTS = ('after', 'probe', 'before', 'upstream')
 KIND_LABEL = {'fuse': 'loop/FUSE', 'nbd': 'NBD unix', 'nbd-tcp': 'NBD TCP'}
 
 
@@ -169,10 +172,10 @@ def matrix_cells(rm):
     table order"""
     out = []
     for kind in ('fuse', 'nbd', 'nbd-tcp'):
-        points = sorted({int(p) for v in ('after', 'before', 'upstream')
+        points = sorted({int(p) for v in MATRIX_VARIANTS
                          for p in (rm.get(v, {}).get(kind) or {}) if p.isdigit()})
         for point in points:
-            for variant in ('after', 'before', 'upstream'):
+            for variant in MATRIX_VARIANTS:
                 o = (rm.get(variant, {}).get(kind) or {}).get(str(point))
                 if o and o['latency_ms']['n']:
                     out.append((variant, kind, point, o))
@@ -185,8 +188,8 @@ def matrix_table(rm):
              'p99 / 50 ms | requests (outages) | NBD client: first attempt after the '
              'server is back, p50 / max (ms) | notes |',
              '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
-    short = {'after': 'after (0001-0013)', 'before': 'before (0001-0010)',
-             'upstream': 'upstream stop + manager'}
+    short = {'after': 'after (0001-0015)', 'before': 'before (0001-0011)',
+             'upstream': 'upstream stop + manager', 'probe': 'after + 100 ms probe'}
     for variant, kind, point, o in matrix_cells(rm):
         s = o['latency_ms']
         lag = o.get('nbd_lag_ms')
@@ -204,6 +207,32 @@ def matrix_table(rm):
             s['n'], o['outages'],
             '%.0f / %.0f' % (lag['p50'], lag['max']) if lag and lag.get('n') else '',
             '; '.join(notes)))
+    return '\n'.join(lines)
+
+
+def probe_table(rm):
+    """the probe's cost: per (variant, loop/FUSE point), CPU while all
+    requests were parked, and the probe manager's with nothing parked"""
+    lines = ['| binary | retry-interval (ms) | p50 / p99 / max (ms) | parked (s) | QEMU CPU '
+             'while parked (% of a core) | manager CPU while parked (%) | probes (per s) | '
+             'manager with nothing parked, whole run: s, probes, CPU (ms) |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
+    for variant in ('probe', 'after'):
+        cell = (rm.get(variant) or {}).get('fuse') or {}
+        idle = (cell.get('probe') or {}).get('idle')
+        for point in sorted((p for p in cell if p.isdigit()), key=int):
+            o = cell[point]
+            c = o.get('cpu_parked')
+            if not c or not o['latency_ms']['n']:
+                continue
+            s = o['latency_ms']
+            lines.append('| %s | %s | %.0f / **%.0f** / %.0f | %.0f | %.2f | %s | %s | %s |' % (
+                variant, point, s['p50'], s['p99'], s['max'], c['seconds'],
+                c['qemu_cpu_pct'], '%.3f' % c['manager_cpu_pct'] if variant == 'probe' else '',
+                '%d (%.1f)' % (c['probes'], c['probes_per_s']) if variant == 'probe' else '',
+                '%.0f s, %d probes, %.2f ms' % (idle['seconds'], idle['probes'],
+                                                idle['manager_cpu_ms'])
+                if idle and point == max((p for p in cell if p.isdigit()), key=int) else ''))
     return '\n'.join(lines)
 
 
@@ -244,11 +273,11 @@ def matrix_meta(rm):
         out.append('%s: `%s` sha256 %s (tree at %s).' % (
             v, b['path'], b['sha256'], (b.get('tree_head') or '?')[:12]))
     cut = ['%s %s %s: %d of %d outages' % (v, k, c['point'], c['done'], c['planned'])
-           for v in ('after', 'before', 'upstream') for k, r in (rm.get(v) or {}).items()
+           for v in MATRIX_VARIANTS for k, r in (rm.get(v) or {}).items()
            for c in r.get('cut_by_deadline', [])]
     if cut:
         out.append('Cut by the time budget: %s.' % ', '.join(cut))
-    err = ['%s %s: %s' % (v, k, r['error']) for v in ('after', 'before', 'upstream')
+    err = ['%s %s: %s' % (v, k, r['error']) for v in MATRIX_VARIANTS
            for k, r in (rm.get(v) or {}).items() if 'error' in r]
     if err:
         out.append('Failed: %s.' % '; '.join(err))
@@ -288,7 +317,10 @@ def plots(results, outdir):
         return []
     written = []
     rc = results.get('recovery', {}).get('result')
-    if rc:
+    rm = results.get('recovery-matrix', {}).get('result')
+    if rm:
+        written.append(matrix_plot(plt, rm, results['recovery-matrix'], outdir))
+    elif rc:
         fig, ax = plt.subplots(figsize=(7, 4.2))
         pts = [p for p in ('100', '1000', '5000') if p in (rc.get('fuse') or {})]
         xs = [int(p) for p in pts]
@@ -347,3 +379,52 @@ def plots(results, outdir):
         plt.close(fig)
         written.append(p)
     return written
+
+
+MATRIX_STYLE = {'after': ('o', 'tab:green', 'series (0001-0015)'),
+                'probe': ('D', 'tab:purple', 'series + 100 ms probe (outside QEMU)'),
+                'before': ('s', 'tab:orange', 'series without NBD patches (0001-0011)'),
+                'upstream': ('^', 'tab:red', 'upstream stop + 1 s cont manager '
+                                             '(x: outage 1 s + [0, x])')}
+
+
+def matrix_plot(plt, rm, item, outdir):
+    """recovery-latency.png from a recovery-matrix result: one panel per
+    transport, p99 (solid) and max (dotted) per binary against the
+    interval, and the 50 ms goal"""
+    kinds = [k for k in ('fuse', 'nbd', 'nbd-tcp')
+             if any((rm.get(v) or {}).get(k) for v in MATRIX_VARIANTS)]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4.6), sharey=True,
+                             squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        for v in MATRIX_VARIANTS:
+            cell = (rm.get(v) or {}).get(kind) or {}
+            pts = sorted((int(p) for p in cell if p.isdigit() and cell[p]['latency_ms']['n']))
+            if not pts:
+                continue
+            mk, col, lab = MATRIX_STYLE[v]
+            ax.plot(pts, [cell[str(p)]['latency_ms']['p99'] for p in pts], '-', marker=mk,
+                    color=col, label='%s p99' % lab)
+            ax.plot(pts, [cell[str(p)]['latency_ms']['max'] for p in pts], ':', marker=mk,
+                    color=col, alpha=0.5, markersize=4)
+        ax.axhline(GOAL_MS, color='black', lw=1, ls='--', label='goal: p99 %d ms' % GOAL_MS)
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_title(KIND_LABEL[kind])
+        ax.set_xlabel('retry-interval (ms)')
+        ax.grid(True, which='both', alpha=0.3)
+    axes[0][0].set_ylabel('storage back -> request completed (ms)\n(solid p99, dotted max)')
+    seen = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    axes[0][-1].legend(list(seen.values()), list(seen), fontsize=7, loc='upper left')
+    meta = rm.get('meta') or {}
+    fig.suptitle('Recovery latency, 16 parked writes per outage; series %s, run of %s' % (
+        (meta.get('series_commit') or '?')[:12], meta.get('date') or item.get('date', '?')),
+        fontsize=10)
+    fig.tight_layout()
+    p = os.path.join(outdir, 'recovery-latency.png')
+    fig.savefig(p, dpi=100)
+    plt.close(fig)
+    return p
