@@ -4,7 +4,8 @@
 #  1. libvirt's own test programs for what the series touches (meson test,
 #     build/libvirt/build; build them with scripts/libvirt-build.sh):
 #     qemuxmlconftest, genericxml2xmltest, virschematest,
-#     qemucapabilitiestest, domaincapstest, qemumonitorjsontest;
+#     qemucapabilitiestest, domaincapstest, qemumonitorjsontest,
+#     qemuhotplugtest;
 #  2. inside them, every test case the series adds (named in
 #     patches-libvirt/*.patch) ran, as often as the series registers it;
 #  3. the capability fixture of the patched QEMU (the +retry variant) is
@@ -29,7 +30,7 @@ e2e=1
 [ "${1:-}" = --no-e2e ] && e2e=0
 
 PROGRAMS=(qemuxmlconftest genericxml2xmltest virschematest qemucapabilitiestest domaincapstest
-          qemumonitorjsontest)
+          qemumonitorjsontest qemuhotplugtest)
 logdir=$BUILD_ROOT/check-logs/libvirt
 mkdir -p "$logdir"
 n=0 failed=0
@@ -44,10 +45,16 @@ result() {   # result OK|FAIL text
 }
 
 # Test cases the series adds to test program $1 (source file tests/$1.c),
-# one line per registration: "+ DO_TEST...("name"...)" / "+ DO_TEST(Name)".
+# one line per registration: "+ DO_TEST...("name"...)" / "+ DO_TEST(Name)";
+# qemuhotplugtest's DO_TEST_FULL("arch", "+variant", "file", ACTION, "dev"
+# runs as "file+variant ACTION dev".
 series_cases() {
     awk -v f="tests/$1.c" '
         /^\+\+\+ b\// { cur = substr($2, 3); next }
+        cur == f && f == "tests/qemuhotplugtest.c" && /^\+ +DO_TEST_FULL\("/ {
+            s = $0; sub(/^\+ +DO_TEST_FULL\(/, "", s); gsub(/"/, "", s)
+            split(s, a, / *, */); print a[3] a[2] " " a[4] " " a[5]; next
+        }
         cur == f && /^\+ +DO_TEST[A-Z_]*\(/ {
             s = $0
             if (match(s, /\("[^"]+"/)) { print substr(s, RSTART + 2, RLENGTH - 3); next }
@@ -62,7 +69,7 @@ series_cases() {
 # verdict of a case that prints an expected error comes on the next line)
 ran_count() {
     local prog=$1 name=$2 log=$3 rx
-    rx=$(printf '%s' "$name" | sed 's/[.[\*^$/]/\\&/g')
+    rx=$(printf '%s' "$name" | sed 's/[.[\*^$/+]/\\&/g')
     case $prog in
     qemuxmlconftest)    grep -E "^ *[0-9]+\) QEMU XML def parse $rx\.[a-z0-9_]+-[a-z0-9.]+ " "$log" ;;
     genericxml2xmltest) grep -E "^ *[0-9]+\) GENERIC XML-2-XML $rx +\.\.\. " "$log" ;;

@@ -43,8 +43,9 @@ TARGETS=(
     tools/virsh src/libvirt_driver_qemu.so
     tests/qemuxmlconftest tests/genericxml2xmltest tests/virschematest
     tests/qemucapabilitiestest tests/domaincapstest
-    tests/qemumonitorjsontest
+    tests/qemumonitorjsontest tests/qemuhotplugtest
     tests/qemucapsprobe tests/libqemucapsprobemock.so
+    tests/libqemuhotplugmock.so tests/libvirhostdevmock.so tests/libvirprocessmock.so
     tests/libqemuxml2argvmock.so tests/libdomaincapsmock.so tests/libqemucpumock.so
     tests/libvirrandommock.so tests/libvirpcimock.so tests/libvirnumamock.so
     tests/libvirtestmock.so
