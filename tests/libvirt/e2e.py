@@ -72,6 +72,7 @@ CHECKS = [
     'migratable-xml',        # migration XML carries the retry configuration
     'event-retry',           # the hang starts: io-error event, action retry
     'hanging-state',         # domblkerror, domstats, domstate during the hang
+    'restart-while-hanging',  # the driver restarts mid-hang: the domain and the hang survive
     'domblkretry',           # virsh domblkretry --timeout/--resubmit/--fail, domstats, live XML
     'event-retry-end',       # the hang ends: io-error event, retry-end: recovered
     'recovered-state',       # domblkerror, domstats after the hang
@@ -394,6 +395,29 @@ def run_bus(args, R, bus, kernel, initrd, first):
            'domblkerror "%s"; domstats retry.active=%s pending=%s episode_ms=%s; domstate %s' % (
                  berr, stats.get('retry.active'), stats.get('retry.pending'),
                  stats.get('retry.episode_ms'), state))
+
+        # 5b. the driver restarts while the disk hangs: the embedded driver
+        # lives in the virsh process, so a new virsh on the same root is a
+        # new driver, which reconnects to the running QEMU (query-block with
+        # the 'retry' members included); the hang is seen by reading the
+        # state, as a client that missed the start event must
+        virsh.close()
+        t_restart = time.monotonic()
+        virsh = Virsh(args.libvirt_build, root, os.path.join(work, 'virsh.log'))
+        running = virsh.cmd('list --name', timeout=120)
+        t_restart = time.monotonic() - t_restart
+        berr = virsh.cmd('domblkerror %s' % NAME)
+        stats = domstats_block(virsh.cmd('domstats %s --block' % NAME))
+        state = virsh.cmd('domstate %s --reason' % NAME)
+        ok('restart-while-hanging',
+           NAME in running.split() and
+           berr == '%s: I/O error being retried (disk hangs)' % b['dst'] and
+           stats.get('retry.active') == 'yes' and int(stats.get('retry.pending', 0)) >= 1 and
+           stats.get('retry.episodes') == '1' and state.startswith('running'),
+           'new driver up in %.1f s; list "%s"; domblkerror "%s"; domstats retry.active=%s '
+           'pending=%s episodes=%s; domstate %s' % (
+                 t_restart, running, berr, stats.get('retry.active'),
+                 stats.get('retry.pending'), stats.get('retry.episodes'), state))
 
         # 6. steering the hang with virsh domblkretry (virDomainBlockRetry)
         dst = b['dst']
