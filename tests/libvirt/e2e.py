@@ -404,8 +404,9 @@ def run_bus(args, R, bus, kernel, initrd, first):
         virsh.close()
         t_restart = time.monotonic()
         virsh = Virsh(args.libvirt_build, root, os.path.join(work, 'virsh.log'))
-        running = virsh.cmd('list --name', timeout=120)
+        virsh.cmd('echo', timeout=120)      # the new driver is up (and its banner read)
         t_restart = time.monotonic() - t_restart
+        running = virsh.cmd('list --name')
         berr = virsh.cmd('domblkerror %s' % NAME)
         stats = domstats_block(virsh.cmd('domstats %s --block' % NAME))
         state = virsh.cmd('domstate %s --reason' % NAME)
