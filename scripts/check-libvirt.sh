@@ -4,10 +4,14 @@
 #  1. libvirt's own test programs for what the series touches (meson test,
 #     build/libvirt/build; build them with scripts/libvirt-build.sh):
 #     qemuxmlconftest, genericxml2xmltest, virschematest,
-#     qemucapabilitiestest, qemumonitorjsontest;
+#     qemucapabilitiestest, domaincapstest, qemumonitorjsontest,
+#     qemuhotplugtest;
 #  2. inside them, every test case the series adds (named in
 #     patches-libvirt/*.patch) ran, as often as the series registers it;
-#  3. the end-to-end run, tests/libvirt/e2e.py (root; patched and upstream
+#  3. the capability fixture of the patched QEMU (the +retry variant) is
+#     what qemucapsprobe gets from build/qemu/build's binary now
+#     (tests/libvirt/caps_drift.py);
+#  4. the end-to-end run, tests/libvirt/e2e.py (root; patched and upstream
 #     QEMU built).
 # The workspace's scripts for libvirt (tree, export) are tested with QEMU's,
 # in tests/workspace (make check-workspace).
@@ -25,7 +29,8 @@ lb=$t/build
 e2e=1
 [ "${1:-}" = --no-e2e ] && e2e=0
 
-PROGRAMS=(qemuxmlconftest genericxml2xmltest virschematest qemucapabilitiestest qemumonitorjsontest)
+PROGRAMS=(qemuxmlconftest genericxml2xmltest virschematest qemucapabilitiestest domaincapstest
+          qemumonitorjsontest qemuhotplugtest)
 logdir=$BUILD_ROOT/check-logs/libvirt
 mkdir -p "$logdir"
 n=0 failed=0
@@ -40,10 +45,16 @@ result() {   # result OK|FAIL text
 }
 
 # Test cases the series adds to test program $1 (source file tests/$1.c),
-# one line per registration: "+ DO_TEST...("name"...)" / "+ DO_TEST(Name)".
+# one line per registration: "+ DO_TEST...("name"...)" / "+ DO_TEST(Name)";
+# qemuhotplugtest's DO_TEST_FULL("arch", "+variant", "file", ACTION, "dev"
+# runs as "file+variant ACTION dev".
 series_cases() {
     awk -v f="tests/$1.c" '
         /^\+\+\+ b\// { cur = substr($2, 3); next }
+        cur == f && f == "tests/qemuhotplugtest.c" && /^\+ +DO_TEST_FULL\("/ {
+            s = $0; sub(/^\+ +DO_TEST_FULL\(/, "", s); gsub(/"/, "", s)
+            split(s, a, / *, */); print a[3] a[2] " " a[4] " " a[5]; next
+        }
         cur == f && /^\+ +DO_TEST[A-Z_]*\(/ {
             s = $0
             if (match(s, /\("[^"]+"/)) { print substr(s, RSTART + 2, RLENGTH - 3); next }
@@ -58,7 +69,7 @@ series_cases() {
 # verdict of a case that prints an expected error comes on the next line)
 ran_count() {
     local prog=$1 name=$2 log=$3 rx
-    rx=$(printf '%s' "$name" | sed 's/[.[\*^$/]/\\&/g')
+    rx=$(printf '%s' "$name" | sed 's/[.[\*^$/+]/\\&/g')
     case $prog in
     qemuxmlconftest)    grep -E "^ *[0-9]+\) QEMU XML def parse $rx\.[a-z0-9_]+-[a-z0-9.]+ " "$log" ;;
     genericxml2xmltest) grep -E "^ *[0-9]+\) GENERIC XML-2-XML $rx +\.\.\. " "$log" ;;
@@ -92,6 +103,18 @@ for p in "${PROGRAMS[@]}"; do
         fi
     done < <(series_cases "$p" | sort | uniq -c)
 done
+
+# the +retry capability fixture against the binary it was probed from
+want=$((want + 1))
+qemu=$BUILD_ROOT/qemu/build/qemu-system-x86_64
+fixture=$t/tests/qemucapabilitiesdata/caps_10.0.0_x86_64+retry.replies
+log=$logdir/caps-drift.log
+if [ -x "$qemu" ] && python3 "$top/tests/libvirt/caps_drift.py" "$qemu" \
+        "$lb/tests/qemucapsprobe" "$fixture" > "$log" 2>&1; then
+    result OK "the +retry capability fixture matches $qemu ($(tail -1 "$log"))"
+else
+    result FAIL "the +retry capability fixture drifted from $qemu, or it is not built (see $log)"
+fi
 
 if [ $e2e = 1 ]; then
     log=$logdir/e2e.log

@@ -5,7 +5,8 @@
 #   qemu (the default): passes QEMU's scripts/checkpatch.pl;
 #   libvirt: passes the libvirt tests the workspace runs (meson test:
 #     qemuxmlconftest genericxml2xmltest virschematest qemucapabilitiestest
-#     qemumonitorjsontest) and libvirt's syntax-check for the files it
+#     domaincapstest qemumonitorjsontest qemuhotplugtest) and libvirt's
+#     syntax-check for the files it
 #     touches.
 #
 # usage: scripts/check-series.sh [qemu|libvirt]
@@ -65,7 +66,8 @@ check_libvirt() {
         return 1
     fi
     if ! (cd "$wt/build" && meson test --no-rebuild qemuxmlconftest genericxml2xmltest \
-              virschematest qemucapabilitiestest qemumonitorjsontest) >>"$log" 2>&1; then
+              virschematest qemucapabilitiestest domaincapstest qemumonitorjsontest \
+              qemuhotplugtest) >>"$log" 2>&1; then
         echo "not ok $n tests: $subj (see $log)"
         return 1
     fi

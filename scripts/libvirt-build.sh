@@ -42,8 +42,10 @@ done
 TARGETS=(
     tools/virsh src/libvirt_driver_qemu.so
     tests/qemuxmlconftest tests/genericxml2xmltest tests/virschematest
-    tests/qemucapabilitiestest
-    tests/qemumonitorjsontest
+    tests/qemucapabilitiestest tests/domaincapstest
+    tests/qemumonitorjsontest tests/qemuhotplugtest
+    tests/qemucapsprobe tests/libqemucapsprobemock.so
+    tests/libqemuhotplugmock.so tests/libvirhostdevmock.so tests/libvirprocessmock.so
     tests/libqemuxml2argvmock.so tests/libdomaincapsmock.so tests/libqemucpumock.so
     tests/libvirrandommock.so tests/libvirpcimock.so tests/libvirnumamock.so
     tests/libvirtestmock.so

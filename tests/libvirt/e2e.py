@@ -50,13 +50,11 @@ from harness.workload import kv                         # noqa: E402
 
 NAME = 'retry-e2e'
 
-# per bus: guest disk name, libvirt's alias, the id the QMP commands take
-# (for virtio-blk-pci the QOM path of its virtio-backend), QEMU's device
+# per bus: guest disk name, libvirt's alias, QEMU's device
 BUSES = {
     'virtio': dict(dst='vda', alias='virtio-disk0',
-                   qom='/machine/peripheral/virtio-disk0/virtio-backend',
                    device='virtio-blk-pci', controller=''),
-    'scsi': dict(dst='sda', alias='scsi0-0-0-0', qom='scsi0-0-0-0', device='scsi-hd',
+    'scsi': dict(dst='sda', alias='scsi0-0-0-0', device='scsi-hd',
                  controller="    <controller type='scsi' index='0' model='virtio-scsi'/>\n"),
 }
 
@@ -65,14 +63,20 @@ DRIVER = ("<driver name='qemu' type='raw' cache='none' io='native' "
           "error_policy='retry' rerror_policy='retry' "
           "retry_interval='2000' retry_timeout='10000'/>")
 
-# checks of each bus's run (the first one also runs on upstream QEMU)
-CHECKS = [
+# checks made once, in the first bus's run (with upstream QEMU too)
+ONCE = [
     'qemu-without-policy',   # a QEMU without the policy: start refused, clear error
+    'domcapabilities',       # errorPolicy/retryTiming of the patched QEMU, and of upstream's
+]
+
+# checks of each bus's run
+CHECKS = [
     'command-line',          # the -device line QEMU got
     'migratable-xml',        # migration XML carries the retry configuration
     'event-retry',           # the hang starts: io-error event, action retry
     'hanging-state',         # domblkerror, domstats, domstate during the hang
-    'qmp-commands',          # block-retry-set/-resubmit/-fail via qemu-monitor-command
+    'restart-while-hanging',  # the driver restarts mid-hang: the domain and the hang survive
+    'domblkretry',           # virsh domblkretry --timeout/--resubmit/--fail, domstats, live XML
     'event-retry-end',       # the hang ends: io-error event, retry-end: recovered
     'recovered-state',       # domblkerror, domstats after the hang
     'guest-data',            # every acknowledged byte verified, no guest error
@@ -224,7 +228,18 @@ def domstats_block(out):
 
 
 def check_names(buses):
-    return [CHECKS[0]] + ['%s/%s' % (bus, c) for bus in buses for c in CHECKS[1:]]
+    return ONCE + ['%s/%s' % (bus, c) for bus in buses for c in CHECKS]
+
+
+def domcaps_enum(xml, name):
+    """the values of <enum name=NAME> in <disk> of domcapabilities, or None"""
+    disk = re.search(r"<disk supported='yes'>(.*?)</disk>", xml, re.S)
+    if not disk:
+        return None
+    m = re.search(r"<enum name='%s'(/>|>(.*?)</enum>)" % name, disk.group(1), re.S)
+    if not m:
+        return None
+    return re.findall(r'<value>([^<]*)</value>', m.group(2) or '')
 
 
 def run(args, R):
@@ -253,7 +268,7 @@ def run_bus(args, R, bus, kernel, initrd, first):
     upstream = args.qemu_upstream
 
     def ok(check, cond, detail):
-        return R.ok(check if check == CHECKS[0] else '%s/%s' % (bus, check), cond, detail)
+        return R.ok(check if check in ONCE else '%s/%s' % (bus, check), cond, detail)
 
     ctx = Workdir('libvirt-e2e-%s-' % bus, '/tmp')
     work = ctx.workdir
@@ -280,6 +295,19 @@ def run_bus(args, R, bus, kernel, initrd, first):
                "the 'retry' error policy is not supported by this QEMU binary" in out and
                "disk '%s'" % b['dst'] in out and NAME not in left,
                out.splitlines()[-1] if out else '(no output)')
+
+            # what a management application reads before it writes the XML
+            caps = {}
+            for name, binary in (('patched', qemu), ('upstream', upstream)):
+                x = virsh.cmd('domcapabilities --emulatorbin %s --arch x86_64 --virttype qemu '
+                              '--machine pc' % binary, timeout=120)
+                caps[name] = (domcaps_enum(x, 'errorPolicy'), domcaps_enum(x, 'retryTiming'))
+            base_pol = ['stop', 'report', 'ignore', 'enospace']
+            ok('domcapabilities',
+               caps['patched'] == (base_pol + ['retry'], ['retry_interval', 'retry_timeout']) and
+               caps['upstream'] == (base_pol, []),
+               'patched QEMU: errorPolicy %s retryTiming %s; upstream QEMU: errorPolicy %s '
+               'retryTiming %s' % (caps['patched'] + caps['upstream']))
 
         # the domain, on the patched QEMU
         xml = os.path.join(work, 'dom.xml')
@@ -351,20 +379,49 @@ def run_bus(args, R, bus, kernel, initrd, first):
                  berr, stats.get('retry.active'), stats.get('retry.pending'),
                  stats.get('retry.episode_ms'), state))
 
-        # 6. the QMP commands, from virsh
-        qmc = "qemu-monitor-command %s '%s'"
-        r_set = virsh.cmd(qmc % (NAME, json.dumps({'execute': 'block-retry-set', 'arguments': {
-            'id': b['qom'], 'timeout': 600000}})))
-        qb = json.loads(virsh.cmd(qmc % (NAME, '{"execute":"query-block"}')))
-        retry = [x.get('retry') for x in qb['return'] if x.get('qdev') == b['qom']]
-        r_res = virsh.cmd(qmc % (NAME, json.dumps({'execute': 'block-retry-resubmit',
-                                                   'arguments': {'id': b['qom']}})))
-        parked = json.loads(r_res).get('return', {}).get('requests', -1)
-        qmp_ok = (json.loads(r_set).get('return') == {} and retry and retry[0] and
-                  retry[0].get('timeout') == 600000 and retry[0].get('active') is True and
-                  parked >= 1)
-        qmp_detail = 'set %s; query-block retry %s; resubmit (storage still down) %s' % (
-            r_set, retry[0] if retry else None, r_res)
+        # 5b. the driver restarts while the disk hangs: the embedded driver
+        # lives in the virsh process, so a new virsh on the same root is a
+        # new driver, which reconnects to the running QEMU (query-block with
+        # the 'retry' members included); the hang is seen by reading the
+        # state, as a client that missed the start event must
+        virsh.close()
+        t_restart = time.monotonic()
+        virsh = Virsh(args.libvirt_build, root, os.path.join(work, 'virsh.log'))
+        virsh.cmd('echo', timeout=120)      # the new driver is up (and its banner read)
+        t_restart = time.monotonic() - t_restart
+        running = virsh.cmd('list --name')
+        berr = virsh.cmd('domblkerror %s' % NAME)
+        stats = domstats_block(virsh.cmd('domstats %s --block' % NAME))
+        state = virsh.cmd('domstate %s --reason' % NAME)
+        ok('restart-while-hanging',
+           NAME in running.split() and
+           berr == '%s: I/O error being retried (disk hangs)' % b['dst'] and
+           stats.get('retry.active') == 'yes' and int(stats.get('retry.pending', 0)) >= 1 and
+           stats.get('retry.episodes') == '1' and state.startswith('running'),
+           'new driver up in %.1f s; list "%s"; domblkerror "%s"; domstats retry.active=%s '
+           'pending=%s episodes=%s; domstate %s' % (
+                 t_restart, running, berr, stats.get('retry.active'),
+                 stats.get('retry.pending'), stats.get('retry.episodes'), state))
+
+        # 6. steering the hang with virsh domblkretry (virDomainBlockRetry)
+        dst = b['dst']
+        r_set = virsh.cmd('domblkretry %s %s --timeout 600000' % (NAME, dst))
+        st_set = domstats_block(virsh.cmd('domstats %s --block' % NAME))
+        # the live definition follows (the domain is transient: it has no
+        # persistent one to leave alone)
+        live = re.search(r'<driver [^>]*error_policy[^>]*/>', virsh.cmd('dumpxml %s' % NAME))
+        r_res = virsh.cmd('domblkretry %s %s --resubmit' % (NAME, dst))
+        m = re.match(r'Resubmitted (\d+) pending requests of disk %s$' % dst, r_res)
+        steer_ok = (r_set == 'Retry settings of disk %s changed' % dst and
+                    st_set.get('retry.timeout') == '600000' and
+                    st_set.get('retry.interval') == '2000' and
+                    st_set.get('retry.active') == 'yes' and
+                    live and "retry_timeout='600000'" in live.group(0) and
+                    m and int(m.group(1)) >= 1)
+        steer_detail = ('--timeout: "%s", domstats retry.timeout=%s retry.interval=%s, '
+                        'live <driver> %s; --resubmit (storage still down): "%s"' % (
+                            r_set, st_set.get('retry.timeout'), st_set.get('retry.interval'),
+                            live.group(0) if live else None, r_res))
 
         # 7. storage back: the end of the hang
         h = virsh.start('event --domain %s --event io-error-reason --timeout 60' % NAME)
@@ -385,8 +442,8 @@ def run_bus(args, R, bus, kernel, initrd, first):
         # 8. after it
         berr = virsh.cmd('domblkerror %s' % NAME)
         stats = domstats_block(virsh.cmd('domstats %s --block' % NAME))
-        r_fail = virsh.cmd(qmc % (NAME, json.dumps({'execute': 'block-retry-fail',
-                                                    'arguments': {'id': b['qom']}})))
+        r_fail = virsh.cmd('domblkretry %s %s --fail' % (NAME, dst))
+        r_none = virsh.cmd('domblkretry %s %s' % (NAME, dst))
         ok('recovered-state',
            berr == 'No errors found' and stats.get('retry.active') == 'no' and
            stats.get('retry.pending') == '0' and 'retry.episode_ms' not in stats and
@@ -394,8 +451,10 @@ def run_bus(args, R, bus, kernel, initrd, first):
            stats.get('retry.failed') == '0' and stats.get('retry.dropped') == '0',
            'domblkerror "%s"; domstats %s' % (berr, ' '.join(
                  '%s=%s' % (k, v) for k, v in sorted(stats.items()) if k.startswith('retry.'))))
-        qmp_ok = qmp_ok and json.loads(r_fail).get('return') == {'requests': 0}
-        ok('qmp-commands', qmp_ok, qmp_detail + '; fail (after) %s' % r_fail)
+        steer_ok = (steer_ok and r_fail == 'Gave up on 0 pending requests of disk %s' % dst and
+                    'Nothing to do' in r_none)
+        ok('domblkretry', steer_ok, steer_detail + '; --fail (after): "%s"; no option: "%s"' % (
+            r_fail, r_none))
 
         # 9. the guest: resumes, then stops and verifies every file it wrote
         workload.wait_progress(console, lambda t, p: p.get('busy_ms', 0) < 1000 and
