@@ -30,6 +30,11 @@ lists the modules; the README's "Benchmarks" section shows the results).
             'after' at 5000 ms, one after the other (nothing else runs):
             latency, and QEMU's and the manager's CPU while parked and
             the manager's with nothing parked
+  recovery-qprobe
+            'qprobe' (the series' own probe, retry-probe-interval=80) on
+            loop/FUSE at 1000, 5000 and 60000 ms, then 'after' at 5000 ms:
+            latency, QEMU's CPU while parked, QEMU's probes with nothing
+            parked
 
 usage: bench/run.py [--quick | --full] [--only ITEM,...] [--plots] [--out JSON]
   --quick   (make bench) small counts, prints the results, no thresholds
@@ -57,7 +62,7 @@ sys.path.insert(1, os.path.join(TOP, 'tests'))
 RESULTS = os.path.join(TOP, 'build', 'bench-results')
 
 ITEMS = ('fastpath', 'scale', 'recovery', 'timeout', 'hung')
-EXTRA_ITEMS = ('recovery-matrix', 'recovery-matrix-nbd', 'recovery-probe')
+EXTRA_ITEMS = ('recovery-matrix', 'recovery-matrix-nbd', 'recovery-probe', 'recovery-qprobe')
 P4 = (100, 1000, 5000, 60000)
 
 MODES = {
@@ -113,6 +118,13 @@ MODES['full']['recovery-matrix-nbd'] = dict(time_budget=15 * 60, lanes=[
 ])
 MODES['quick']['recovery-probe'] = dict(time_budget=3 * 60, lanes=[
     [('probe', 'fuse', (1000,), 2)]])
+# the series' own probe (patch 16: retry-probe-interval=80) on loop/FUSE,
+# alone, then the series without it at 5000 ms, for the ratio in one run
+MODES['full']['recovery-qprobe'] = dict(time_budget=15 * 60, lanes=[
+    [('qprobe', 'fuse', (1000, 5000, 60000), {1000: 20, 5000: 20, 60000: 3}),
+     ('after', 'fuse', (5000,), 20)]])
+MODES['quick']['recovery-qprobe'] = dict(time_budget=3 * 60, lanes=[
+    [('qprobe', 'fuse', (1000,), 2)]])
 MODES['quick']['recovery-matrix'] = dict(time_budget=5 * 60, lanes=[
     [('after', 'nbd-tcp', (100,), 2), ('upstream', 'nbd-tcp', (100,), 2)],
     [('before', 'fuse', (100,), 2), ('after', 'nbd', (1000,), 2)],
@@ -227,7 +239,7 @@ def main():
         if rm and i in items:
             print()
             print(report.matrix_table(rm))
-            if 'probe' in rm:
+            if 'probe' in rm or 'qprobe' in rm:
                 print()
                 print(report.probe_table(rm))
             print()

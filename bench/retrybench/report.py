@@ -162,8 +162,9 @@ VARIANT_LABEL = {'after': 'series (with its NBD patches), werror=retry',
                  'before': 'series without its NBD patches, werror=retry',
                  'upstream': 'upstream, werror=stop + manager (cont, 1 s poll)',
                  'probe': 'series + manager probing the storage every 100 ms while requests '
-                          'are parked (block-retry-resubmit)'}
-MATRIX_VARIANTS = ('after', 'probe', 'before', 'upstream')
+                          'are parked (block-retry-resubmit)',
+                 'qprobe': 'series with retry-probe-interval=80 (its own probe, patch 16)'}
+MATRIX_VARIANTS = ('after', 'qprobe', 'probe', 'before', 'upstream')
 KIND_LABEL = {'fuse': 'loop/FUSE', 'nbd': 'NBD unix', 'nbd-tcp': 'NBD TCP'}
 
 
@@ -189,7 +190,8 @@ def matrix_table(rm):
              'server is back, p50 / max (ms) | notes |',
              '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
     short = {'after': 'after (0001-0015)', 'before': 'before (0001-0011)',
-             'upstream': 'upstream stop + manager', 'probe': 'after + 100 ms probe'}
+             'upstream': 'upstream stop + manager', 'probe': 'after + 100 ms probe',
+             'qprobe': 'retry-probe-interval=80 (0016)'}
     for variant, kind, point, o in matrix_cells(rm):
         s = o['latency_ms']
         lag = o.get('nbd_lag_ms')
@@ -217,7 +219,7 @@ def probe_table(rm):
              'while parked (% of a core) | manager CPU while parked (%) | probes (per s) | '
              'manager with nothing parked, whole run: s, probes, CPU (ms) |',
              '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
-    for variant in ('probe', 'after'):
+    for variant in ('qprobe', 'probe', 'after'):
         cell = (rm.get(variant) or {}).get('fuse') or {}
         idle = (cell.get('probe') or {}).get('idle')
         for point in sorted((p for p in cell if p.isdigit()), key=int):
@@ -229,7 +231,8 @@ def probe_table(rm):
             lines.append('| %s | %s | %.0f / **%.0f** / %.0f | %.0f | %.2f | %s | %s | %s |' % (
                 variant, point, s['p50'], s['p99'], s['max'], c['seconds'],
                 c['qemu_cpu_pct'], '%.3f' % c['manager_cpu_pct'] if variant == 'probe' else '',
-                '%d (%.1f)' % (c['probes'], c['probes_per_s']) if variant == 'probe' else '',
+                '%d (%.1f)' % (c['probes'], c['probes_per_s'])
+                if variant in ('probe', 'qprobe') else '',
                 '%.0f s, %d probes, %.2f ms' % (idle['seconds'], idle['probes'],
                                                 idle['manager_cpu_ms'])
                 if idle and point == max((p for p in cell if p.isdigit()), key=int) else ''))
@@ -382,6 +385,7 @@ def plots(results, outdir):
 
 
 MATRIX_STYLE = {'after': ('o', 'tab:green', 'series (0001-0015)'),
+                'qprobe': ('v', 'tab:blue', 'series + retry-probe-interval=80 (0016)'),
                 'probe': ('D', 'tab:purple', 'series + 100 ms probe (outside QEMU)'),
                 'before': ('s', 'tab:orange', 'series without NBD patches (0001-0011)'),
                 'upstream': ('^', 'tab:red', 'upstream stop + 1 s cont manager '
