@@ -562,8 +562,7 @@ class Daemon:
         self.sock = os.path.join(sock, 'virtqemud-sock')
         self.uri = 'qemu+unix:///system?socket=' + self.sock
         for d in ('/var/local', '/usr/local/etc', '/run/libvirt'):
-            if not os.path.isdir(d):
-                raise Fail('%s is missing: the daemon\'s directories are bound over it' % d)
+            os.makedirs(d, exist_ok=True)       # mount points (Debian has the first two)
         script = ('mount --bind %s /var/local && mount --bind %s /usr/local/etc && '
                   'mount --bind %s /run/libvirt && exec %s %s -f %s -p %s' % (
                       var, etc, run_, os.path.join(libvirt_build, 'run'),
