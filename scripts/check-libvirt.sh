@@ -5,7 +5,7 @@
 #     build/libvirt/build; build them with scripts/libvirt-build.sh):
 #     qemuxmlconftest, genericxml2xmltest, virschematest,
 #     qemucapabilitiestest, domaincapstest, qemumonitorjsontest,
-#     qemuhotplugtest;
+#     qemuhotplugtest, virshtest (virsh against the test driver);
 #  2. inside them, every test case the series adds (named in
 #     patches-libvirt/*.patch) ran, as often as the series registers it;
 #  3. the capability fixture of the patched QEMU (the +retry variant) is
@@ -30,7 +30,7 @@ e2e=1
 [ "${1:-}" = --no-e2e ] && e2e=0
 
 PROGRAMS=(qemuxmlconftest genericxml2xmltest virschematest qemucapabilitiestest domaincapstest
-          qemumonitorjsontest qemuhotplugtest)
+          qemumonitorjsontest qemuhotplugtest virshtest)
 logdir=$BUILD_ROOT/check-logs/libvirt
 mkdir -p "$logdir"
 n=0 failed=0

@@ -5,7 +5,7 @@
 #   qemu (the default): passes QEMU's scripts/checkpatch.pl;
 #   libvirt: passes the libvirt tests the workspace runs (meson test:
 #     qemuxmlconftest genericxml2xmltest virschematest qemucapabilitiestest
-#     domaincapstest qemumonitorjsontest qemuhotplugtest) and libvirt's
+#     domaincapstest qemumonitorjsontest qemuhotplugtest virshtest) and libvirt's
 #     syntax-check for the files it
 #     touches.
 #
@@ -67,7 +67,7 @@ check_libvirt() {
     fi
     if ! (cd "$wt/build" && meson test --no-rebuild qemuxmlconftest genericxml2xmltest \
               virschematest qemucapabilitiestest domaincapstest qemumonitorjsontest \
-              qemuhotplugtest) >>"$log" 2>&1; then
+              qemuhotplugtest virshtest) >>"$log" 2>&1; then
         echo "not ok $n tests: $subj (see $log)"
         return 1
     fi

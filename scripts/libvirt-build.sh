@@ -18,12 +18,14 @@ command -v ccache >/dev/null || die "ccache is missing; run scripts/install-deps
 
 OPTIONS=(
     -Ddriver_qemu=enabled -Ddriver_libvirtd=enabled -Ddriver_remote=enabled
+    # the test driver (test:///default), which virshtest runs virsh against
+    -Ddriver_test=enabled
     -Dtests=enabled -Dexpensive_tests=disabled -Ddocs=disabled -Dnls=disabled
     # the embedded driver (qemu:///embed) runs as root; no libvirt-qemu user
     -Dqemu_user=root -Dqemu_group=root
     -Dgit_werror=disabled
 )
-for d in bhyve esx hyperv interface libxl lxc ch network openvz secrets test \
+for d in bhyve esx hyperv interface libxl lxc ch network openvz secrets \
          vbox vmware vz; do
     OPTIONS+=(-Ddriver_$d=disabled)
 done
@@ -38,12 +40,13 @@ for f in apparmor secdriver_apparmor apparmor_profiles selinux secdriver_selinux
 done
 
 # What the workspace uses: virsh and the QEMU driver module (e2e, embedded
-# driver), and the test programs of the files the series touches.
+# driver), virtqemud (the e2e's migration between two daemons), and the test
+# programs of the files the series touches.
 TARGETS=(
-    tools/virsh src/libvirt_driver_qemu.so
+    tools/virsh src/libvirt_driver_qemu.so src/virtqemud
     tests/qemuxmlconftest tests/genericxml2xmltest tests/virschematest
     tests/qemucapabilitiestest tests/domaincapstest
-    tests/qemumonitorjsontest tests/qemuhotplugtest
+    tests/qemumonitorjsontest tests/qemuhotplugtest tests/virshtest
     tests/qemucapsprobe tests/libqemucapsprobemock.so
     tests/libqemuhotplugmock.so tests/libvirhostdevmock.so tests/libvirprocessmock.so
     tests/libqemuxml2argvmock.so tests/libdomaincapsmock.so tests/libqemucpumock.so

@@ -16,7 +16,20 @@ pointing at the patched QEMU and one disk, the seed's:
       <target dev='vda' bus='virtio'/>
 
 The storage fails for --outage seconds (EIO from the FUSE file under the
-loop device).  Prints TAP: a fixed plan, one line per check, never a skip;
+loop device).
+
+Migration (--migration, both buses by default): the same domain on two
+virtqemud daemons from the build tree (class Daemon: a mount namespace
+each, their own host_uuid), moved with 'virsh migrate --live --p2p' over
+unix sockets, QEMU's stream on TCP 127.0.0.1, the storage shared (the same
+loop device): a -> b with the disk healthy (the retry settings in b's
+live XML, -device and query-block); b -> a while the storage fails, which
+QEMU refuses at completion (the source's flush fails; the domain keeps
+running, and hanging, on b); b -> a after the storage came back while the
+requests are still parked (next attempt 600 s away), which succeeds, and
+a completes them.
+
+Prints TAP: a fixed plan, one line per check, never a skip;
 whatever cannot be checked because an earlier step broke is "not ok".
 
 Needs root (loop device, FUSE), build/libvirt/build (make build-libvirt),
@@ -83,6 +96,17 @@ CHECKS = [
 ]
 
 
+# checks of the migration run (one bus): two virtqemud daemons from the
+# build tree on this machine, the domain moved between them with
+# virsh migrate --live --p2p (shared storage: the same loop device)
+MIGRATION = [
+    'migrate',               # A -> B: running on B, the retry settings in B's live XML and QEMU
+    'migrate-while-failing',  # B -> A while the storage fails: refused, B still runs (hangs)
+    'migrate-parked',        # storage back, requests still parked: B -> A, completed on A
+    'migrated-guest-data',   # every acknowledged byte verified, no guest error
+]
+
+
 def domain_xml(args, bus, kernel, initrd, loop, console_sock, emulator):
     b = BUSES[bus]
     return '''<domain type='qemu'>
@@ -124,11 +148,11 @@ class Virsh:
 
     PROMPT = 'virsh # '
 
-    def __init__(self, libvirt_build, root, logpath):
+    def __init__(self, libvirt_build, root, logpath, uri=None):
         self.log = open(logpath, 'a')
         self.p = subprocess.Popen(
             [os.path.join(libvirt_build, 'run'), os.path.join(libvirt_build, 'tools', 'virsh'),
-             '-c', 'qemu:///embed?root=' + root],
+             '-c', uri or 'qemu:///embed?root=' + root],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
             # the driver's own log (warnings: taint, ...) to a file, not
@@ -138,7 +162,8 @@ class Virsh:
         self.buf = ''
         self.cond = threading.Condition()
         self.n = 0
-        threading.Thread(target=self._reader, daemon=True).start()
+        self.reader = threading.Thread(target=self._reader, daemon=True)
+        self.reader.start()
 
     def _reader(self):
         while True:
@@ -148,8 +173,9 @@ class Virsh:
             text = d.decode('utf-8', 'replace')
             with self.cond:
                 self.buf += text
-                self.log.write(text)
-                self.log.flush()
+                if not self.log.closed:
+                    self.log.write(text)
+                    self.log.flush()
                 self.cond.notify_all()
         with self.cond:
             self.cond.notify_all()
@@ -190,7 +216,9 @@ class Virsh:
             except (OSError, subprocess.TimeoutExpired):
                 self.p.kill()
                 self.p.wait(5)
-        self.log.close()
+        self.reader.join(5)     # virsh's last words, into the log
+        with self.cond:
+            self.log.close()
 
 
 def setup_root(root):
@@ -227,8 +255,9 @@ def domstats_block(out):
     return {m.group(1): m.group(2) for m in re.finditer(r'block\.0\.([\w.]+)=(\S+)', out)}
 
 
-def check_names(buses):
-    return ONCE + ['%s/%s' % (bus, c) for bus in buses for c in CHECKS]
+def check_names(buses, migration_buses=()):
+    return (ONCE + ['%s/%s' % (bus, c) for bus in buses for c in CHECKS] +
+            ['migration-%s/%s' % (bus, c) for bus in migration_buses for c in MIGRATION])
 
 
 def domcaps_enum(xml, name):
@@ -259,6 +288,11 @@ def run(args, R):
             run_bus(args, R, bus, kernel, initrd, first=(i == 0))
         except Fail as e:
             print('# %s: error: %s' % (bus, e))
+    for bus in args.migration_buses:
+        try:
+            run_migration(args, R, bus, kernel, initrd)
+        except Fail as e:
+            print('# migration-%s: error: %s' % (bus, e))
 
 
 def run_bus(args, R, bus, kernel, initrd, first):
@@ -329,12 +363,9 @@ def run_bus(args, R, bus, kernel, initrd, first):
             cmdline = f.read()
         dev = re.search(r"-device '(\{\"driver\":\"%s\"[^']*)'" % b['device'], cmdline)
         props = json.loads(dev.group(1)) if dev else {}
-        dashed = 'retry-interval' in props
-        ti = 'retry-interval' if dashed else 'retry_interval'
-        tt = 'retry-timeout' if dashed else 'retry_timeout'
         ok('command-line',
            props.get('werror') == 'retry' and props.get('rerror') == 'retry' and
-           props.get(ti) == 2000 and props.get(tt) == 10000,
+           props.get('retry-interval') == 2000 and props.get('retry-timeout') == 10000,
            '-device %s' % (dev.group(1) if dev else '(no %s -device in %s)' % (b['device'], qlog)))
 
         # 3. the migration XML carries the configuration
@@ -498,6 +529,277 @@ def run_bus(args, R, bus, kernel, initrd, first):
             sys.stderr.write('libvirt-e2e: work directory kept: %s\n' % work)
 
 
+class Daemon:
+    """virtqemud from the build tree, as root, with directories of its own.
+
+    A privileged QEMU driver keeps its state in fixed places (/run/libvirt,
+    LOCALSTATEDIR=/var/local/lib/libvirt, SYSCONFDIR=/usr/local/etc/libvirt
+    for this build; the pid file, given here, in /run); two of them on one
+    machine would share them.  Each
+    daemon runs in a mount namespace of its own in which its directories
+    under `dir` are bound over those places; its client socket, in
+    unix_sock_dir, is outside them, so virsh and the other daemon reach it.
+    libvirt refuses a migration between daemons with the same host UUID
+    ("Attempt to migrate guest to the same host"), so each has its own
+    host_uuid.  QEMU's migration stream goes over TCP on 127.0.0.1."""
+
+    def __init__(self, ctx, libvirt_build, name, host_uuid):
+        self.ctx = ctx
+        self.name = name
+        self.dir = os.path.join(ctx.workdir, name)
+        var, etc, run_, sock = (os.path.join(self.dir, d) for d in ('var', 'etc', 'run', 'sock'))
+        for d in (var, os.path.join(etc, 'libvirt'), run_, sock):
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(etc, 'libvirt', 'qemu.conf'), 'w') as f:
+            f.write('namespaces = []\ncgroup_controllers = []\n'
+                    'user = "root"\ngroup = "root"\nstdio_handler = "file"\n')
+        conf = os.path.join(etc, 'libvirt', 'virtqemud.conf')
+        with open(conf, 'w') as f:
+            f.write('unix_sock_dir = "%s"\nauth_unix_rw = "none"\nauth_unix_ro = "none"\n'
+                    'host_uuid = "%s"\nlog_outputs = "3:file:%s"\n' % (
+                        sock, host_uuid, os.path.join(self.dir, 'virtqemud.log')))
+        self.log = os.path.join(var, 'log', 'libvirt', 'qemu')     # QEMU's logs
+        self.sock = os.path.join(sock, 'virtqemud-sock')
+        self.uri = 'qemu+unix:///system?socket=' + self.sock
+        for d in ('/var/local', '/usr/local/etc', '/run/libvirt'):
+            os.makedirs(d, exist_ok=True)       # mount points (Debian has the first two)
+        script = ('mount --bind %s /var/local && mount --bind %s /usr/local/etc && '
+                  'mount --bind %s /run/libvirt && exec %s %s -f %s -p %s' % (
+                      var, etc, run_, os.path.join(libvirt_build, 'run'),
+                      os.path.join(libvirt_build, 'src', 'virtqemud'), conf,
+                      os.path.join(run_, 'virtqemud.pid')))
+        self.proc = ctx.procs.start('virtqemud-' + name, [
+            'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script])
+        dl = time.monotonic() + 60
+        while not os.path.exists(self.sock):
+            if self.proc.poll() is not None or time.monotonic() > dl:
+                raise Fail('virtqemud %s: no socket %s (%s)' % (
+                    name, self.sock, ctx.tail('virtqemud-' + name)))
+            time.sleep(0.1)
+
+    def virsh(self, libvirt_build):
+        return Virsh(libvirt_build, None,
+                     os.path.join(self.ctx.workdir, 'virsh-%s.log' % self.name), uri=self.uri)
+
+
+def qemu_retry(virsh, qdev):
+    """the 'retry' member of query-block for the device `qdev`, asked of
+    QEMU through libvirt (qemu-monitor-command), or None"""
+    out = virsh.cmd("qemu-monitor-command %s '{\"execute\":\"query-block\"}'" % NAME)
+    try:
+        blocks = json.loads(out)['return']
+    except (ValueError, KeyError):
+        return None
+    for b in blocks:
+        if b.get('qdev') == qdev:
+            return b.get('retry')
+    return None
+
+
+def driver_line(virsh):
+    m = re.search(r'<driver [^>]*error_policy[^>]*/>', virsh.cmd('dumpxml %s' % NAME))
+    return m.group(0) if m else None
+
+
+def run_migration(args, R, bus, kernel, initrd):
+    """one domain migrated between two virtqemud daemons, through an outage"""
+    b = BUSES[bus]
+    qdev = ('/machine/peripheral/%s/virtio-backend' % b['alias'] if bus == 'virtio'
+            else b['alias'])
+
+    def ok(check, cond, detail):
+        return R.ok('migration-%s/%s' % (bus, check), cond, detail)
+
+    ctx = Workdir('libvirt-e2e-migration-%s-' % bus, '/tmp')
+    work = ctx.workdir
+    vs = {}
+    console = None
+    finished = False
+    try:
+        image = os.path.join(work, 'disk.img')
+        storage.make_image(image, args.disk_mb)
+        st = storage.FuseStorage(ctx, image, 'native')
+        st.start()
+        d = {n: Daemon(ctx, args.libvirt_build, n, u) for n, u in (
+            ('a', 'a1a1a1a1-0000-4000-8000-00000000000a'),
+            ('b', 'b2b2b2b2-0000-4000-8000-00000000000b'))}
+        vs = {n: d[n].virsh(args.libvirt_build) for n in d}
+        for n in vs:
+            vs[n].cmd('echo', timeout=60)
+
+        socks = [os.path.join(work, 'console.sock')]
+
+        def migrate(src, dst, timeout=120):
+            # the destination's serial socket gets a path of its own (the
+            # source's QEMU removes its path when it quits, which is the
+            # destination's too if they share it): the migration XML with
+            # that path, as a management application gives it (--xml)
+            socks.append(os.path.join(work, 'console%d.sock' % len(socks)))
+            mx = vs[src].cmd('dumpxml --migratable %s' % NAME)
+            dxml = os.path.join(work, 'dom-%d.xml' % len(socks))
+            with open(dxml, 'w') as f:
+                f.write(mx.replace(socks[-2], socks[-1]))
+            t = time.monotonic()
+            # QEMU's stream on the loopback: libvirt refuses a local
+            # address in qemu.conf's migration_address and migration_host,
+            # so it goes on the command
+            out = vs[src].cmd('migrate --live --p2p --verbose %s %s --xml %s '
+                              '--migrateuri tcp://127.0.0.1 --listen-address 127.0.0.1' % (
+                                  NAME, d[dst].uri, dxml), timeout=timeout)
+            if 'Migration: [100' not in out:
+                socks.pop()         # the domain stays where it was
+            return out, time.monotonic() - t
+
+        console = Console(os.path.join(work, 'console.log'))
+        n_attach = [0]
+
+        def attach_console():
+            # the serial socket of the QEMU that runs the guest now: the
+            # destination's binds the same path anew
+            n_attach[0] += 1
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(socks[-1])
+            console.attach(s, 'guest%d' % n_attach[0])
+
+        xml = os.path.join(work, 'dom.xml')
+        with open(xml, 'w') as f:
+            f.write(domain_xml(args, bus, kernel, initrd, st.loop, socks[0], args.qemu))
+        out = vs['a'].cmd('create %s' % xml, timeout=120)
+        if "Domain '%s' created" % NAME not in out:
+            raise Fail('virsh create on daemon a failed: %s' % out)
+        attach_console()
+        console.wait(r'E2E-START', time.monotonic() + args.boot_timeout, what='workload start')
+        workload.wait_progress(console, lambda t, p: p.get('written', 0) >= 10,
+                               time.monotonic() + 60, 'warm-up writes')
+
+        # 1. a migration of the running domain: the settings go with it
+        out, took = migrate('a', 'b')
+        attach_console()
+        on_a = vs['a'].cmd('list --all --name')
+        state = vs['b'].cmd('domstate %s' % NAME)
+        drv = driver_line(vs['b'])
+        qr = qemu_retry(vs['b'], qdev) or {}
+        try:
+            with open(os.path.join(d['b'].log, NAME + '.log')) as f:
+                dev = re.findall(r"-device '(\{\"driver\":\"%s\"[^']*)'" % b['device'], f.read())
+            props = json.loads(dev[-1]) if dev else {}
+        except OSError:
+            props = {}
+        workload.wait_progress(console, lambda t, p: p.get('written', 0) > 0,
+                               time.monotonic() + 30, 'writes on b', since=time.monotonic())
+        ok('migrate',
+           'Migration: [100' in out and NAME not in on_a.split() and state == 'running' and
+           drv and all(a in drv for a in (
+               "error_policy='retry'", "rerror_policy='retry'",
+               "retry_interval='2000'", "retry_timeout='10000'")) and
+           qr.get('read-policy') == 'retry' and qr.get('write-policy') == 'retry' and
+           qr.get('interval') == 2000 and qr.get('timeout') == 10000 and
+           props.get('werror') == 'retry' and props.get('retry-interval') == 2000 and
+           props.get('retry-timeout') == 10000,
+           'a -> b in %.1f s; a lists "%s"; b: %s, live %s; QEMU on b: query-block retry '
+           'read-policy=%s write-policy=%s interval=%s timeout=%s, -device werror=%s '
+           'retry-interval=%s retry-timeout=%s' % (
+               took, on_a, state, drv, qr.get('read-policy'), qr.get('write-policy'),
+               qr.get('interval'), qr.get('timeout'), props.get('werror'),
+               props.get('retry-interval'), props.get('retry-timeout')))
+
+        # 2. the storage fails on b's disk: a hang; a longer timing (so that
+        # nothing fails for the guest while the test migrates), then a
+        # migration back to a, which QEMU must refuse: it completes only
+        # after the source flushed its disks, and the flush fails
+        h = vs['b'].start('event --domain %s --event io-error-reason --timeout %d' % (
+            NAME, args.outage + 30))
+        time.sleep(1.0)
+        t_fail = time.monotonic()
+        st.fail()
+        ev = vs['b'].wait(h, args.outage + 40)
+        steer = vs['b'].cmd('domblkretry %s %s --interval 600000 --timeout 600000' % (
+            NAME, b['dst']))
+        out, took = migrate('b', 'a')
+        state = vs['b'].cmd('domstate %s --reason' % NAME)
+        on_a = vs['a'].cmd('list --all --name')
+        berr = vs['b'].cmd('domblkerror %s' % NAME)
+        # (virsh's progress line has no newline before the error)
+        err = re.search(r'error: (.*)', out)
+        ok('migrate-while-failing',
+           'retry due to message' in ev and
+           steer == 'Retry settings of disk %s changed' % b['dst'] and
+           err and 'Input/output error' in err.group(1) and 'Migration: [100' not in out and
+           state.startswith('running') and NAME not in on_a.split() and
+           berr == '%s: I/O error being retried (disk hangs)' % b['dst'],
+           'refused after %.1f s: "%s"; b: %s, domblkerror "%s"; a lists "%s"' % (
+               took, err.group(0) if err else out, state, berr, on_a))
+
+        # 3. the storage is back, the requests still parked on b (the next
+        # attempt 600 s away): the migration carries them, a resubmits them
+        base_wait = t_fail + args.outage - time.monotonic()
+        if base_wait > 0:
+            time.sleep(base_wait)
+        st.restore()
+        t_rest = time.monotonic()
+        before = domstats_block(vs['b'].cmd('domstats %s --block' % NAME))
+        out, took = migrate('b', 'a')
+        attach_console()
+        on_b = vs['b'].cmd('list --all --name')
+        state = vs['a'].cmd('domstate %s' % NAME)
+        drv = driver_line(vs['a'])
+        qr = qemu_retry(vs['a'], qdev) or {}
+        dl = time.monotonic() + 10
+        while True:
+            after = domstats_block(vs['a'].cmd('domstats %s --block' % NAME))
+            if after.get('retry.pending') == '0' or time.monotonic() > dl:
+                break
+            time.sleep(0.5)
+        berr = vs['a'].cmd('domblkerror %s' % NAME)
+        workload.wait_progress(console, lambda t, p: p.get('busy_ms', 0) < 1000 and
+                               p.get('written', 0) > 0, time.monotonic() + 30,
+                               'writes to resume on a', since=time.monotonic())
+        ok('migrate-parked',
+           int(before.get('retry.pending', 0)) >= 1 and 'Migration: [100' in out and
+           NAME not in on_b.split() and state == 'running' and
+           drv and "retry_interval='600000'" in drv and "retry_timeout='600000'" in drv and
+           qr.get('interval') == 600000 and qr.get('timeout') == 600000 and
+           after.get('retry.active') == 'no' and after.get('retry.pending') == '0' and
+           berr == 'No errors found',
+           'b before: retry.active=%s pending=%s; b -> a in %.1f s (%.1f s after the storage '
+           'came back); b lists "%s"; a: %s, live %s; QEMU on a: interval=%s timeout=%s; '
+           'a after: retry.active=%s pending=%s requests=%s recovered=%s, domblkerror "%s"' % (
+               before.get('retry.active'), before.get('retry.pending'), took,
+               time.monotonic() - t_rest, on_b, state, drv, qr.get('interval'),
+               qr.get('timeout'), after.get('retry.active'), after.get('retry.pending'),
+               after.get('retry.requests'), after.get('retry.recovered'), berr))
+
+        # 4. the guest, on a: stops and verifies every file it wrote
+        time.sleep(2.0)
+        console.send('\nE2E-STOP\n')
+        _, _, m = console.wait(r'E2E-RESULT (.*)', time.monotonic() + 90, what='E2E-RESULT')
+        res = kv(m.group(1))
+        gerr = console.find(r'E2E-WERR |E2E-RERR |I/O error|EXT4-fs error|Remounting', t_fail)
+        ok('migrated-guest-data',
+           res.get('written', 0) > 10 and res.get('verified') == res.get('written') and
+           res.get('bad') == 0 and res.get('write_errors') == 0 and
+           res.get('read_errors', 0) == 0 and res.get('kernel_io_errors') == 0 and
+           res.get('fs_rw') == 1 and not gerr,
+           'written=%s verified=%s bad=%s write_errors=%s read_errors=%s kernel_io_errors=%s '
+           'fs_rw=%s max_stall_ms=%s guest_error_lines=%d' % (
+                 res.get('written'), res.get('verified'), res.get('bad'),
+                 res.get('write_errors'), res.get('read_errors'), res.get('kernel_io_errors'),
+                 res.get('fs_rw'), res.get('max_stall_ms'), len(gerr)))
+        finished = True
+    finally:
+        for v in vs.values():
+            with contextlib.suppress(Fail):
+                v.cmd('destroy %s' % NAME, timeout=20)
+            v.close()
+        if console:
+            console.close()
+        ctx.close()
+        if finished and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            sys.stderr.write('libvirt-e2e: work directory kept: %s\n' % work)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--outage', type=float, default=5.0, help='seconds of failing storage')
@@ -507,6 +809,9 @@ def main():
     ap.add_argument('--boot-timeout', type=float, default=120)
     ap.add_argument('--bus', default='virtio,scsi',
                     help='disk buses to run, comma separated (default: virtio,scsi)')
+    ap.add_argument('--migration', default='virtio,scsi', metavar='BUSES',
+                    help='disk buses of the migration runs between two virtqemud daemons, '
+                    'comma separated (default: virtio,scsi; "" for none)')
     ap.add_argument('--keep', action='store_true', help='keep the work directory')
     ap.add_argument('-v', '--verbose', action='store_true')
     ap.add_argument('--qemu', default=paths.QEMU)
@@ -518,13 +823,14 @@ def main():
     args = ap.parse_args()
     harness.setup_logging(args.verbose)
     args.buses = [x for x in args.bus.split(',') if x]
-    for x in args.buses:
+    args.migration_buses = [x for x in args.migration.split(',') if x]
+    for x in args.buses + args.migration_buses:
         if x not in BUSES:
             ap.error('unknown bus %s (%s)' % (x, ', '.join(BUSES)))
     if args.list:
-        print('\n'.join(check_names(args.buses)))
+        print('\n'.join(check_names(args.buses, args.migration_buses)))
         return 0
-    R = Results(check_names(args.buses))
+    R = Results(check_names(args.buses, args.migration_buses))
     try:
         run(args, R)
     except Fail as e:
