@@ -6,6 +6,8 @@
 # usage: scripts/deb.sh            the source package (make deb)
 #        scripts/deb.sh --binary   its binary packages (make deb-binary)
 #        scripts/deb.sh --chroot   only make the trixie chroot --binary uses
+#        scripts/deb.sh --smoke    only install the built .debs in the chroot
+#                                  and show the retry properties
 #
 # Source package (make deb), in build/deb/:
 #   - the series goes to debian/patches/retry/ and is appended to
@@ -21,11 +23,11 @@
 #     lintian-debian.txt, and lintian-new.txt, the tags only ours has.
 #     An E: tag there fails (Debian's own tags do not count).
 #
-# Binary packages (make deb-binary; not run by make check: hours on 2
-# cores).  It unpacks build/deb's .dsc into build/deb-binary/ and runs
-# Debian's own debian/rules there, arch-only (-B: qemu-system-x86, which
-# carries qemu-system-x86_64, is Architecture: any; -b would also build
-# qemu-system-data's firmware with a dozen cross compilers):
+# Binary packages (make deb-binary; not run by make check: 47 min on 2
+# busy cores, measured).  It runs Debian's own debian/rules on build/deb's
+# .dsc, arch-only (-B: qemu-system-x86, which carries qemu-system-x86_64,
+# is Architecture: any; -b would also build qemu-system-data's firmware
+# with a dozen cross compilers):
 #     DEB_BUILD_OPTIONS="nocheck nodoc parallel=2" \
 #     DEB_BUILD_PROFILES="nocheck nodoc pkg.qemu.omit-user pkg.qemu.omit-system-xen pkg.qemu.use-upstream-vdso" \
 #     dpkg-buildpackage -B -uc -us
@@ -37,13 +39,22 @@
 # (pkg.qemu.omit-system would drop every qemu-system-* package, ours too.)
 # debian/rules does not look at nodoc: the manual is built with sphinx
 # anyway.  Every softmmu target and qemu-system-x86_64-microvm are still
-# built.  It installs nothing: first it lists the Build-Depends that
-# dpkg-checkbuilddeps finds missing (with those profiles) and stops; install
-# them with apt-get on Debian 13 (on Debian 12, libblkio-dev does not
-# exist).  The .debs land in build/deb/: qemu-system-x86, qemu-system-common,
-# qemu-system-gui, qemu-system-modules-*, qemu-block-extra, qemu-utils,
-# qemu-guest-agent, the other qemu-system-* and their -dbgsym; install the
-# patched QEMU with e.g. `apt install ./build/deb/qemu-system-x86_*.deb
+# built.
+#   - On Debian 13 it builds in build/deb-binary/ and installs nothing: it
+#     lists the Build-Depends dpkg-checkbuilddeps finds missing (with those
+#     profiles) and stops.
+#   - Elsewhere (Debian 12 lacks 38 of them, libblkio-dev among them) it
+#     builds in a trixie chroot, build/deb-chroot/trixie/ (made once with
+#     debootstrap, needs root; see make_chroot), where it first runs
+#     apt-get build-dep with the profiles; /proc is mounted in the chroot
+#     for the build and unmounted on exit.  Then it installs the built
+#     qemu-system-x86 in the chroot, writes its retry properties to
+#     build/deb/smoke.txt and removes it again (smoke_test; --smoke alone).
+# The log is build/deb-binary.log.  The .debs land in build/deb/:
+# qemu-system-x86, qemu-system-common, qemu-system-gui,
+# qemu-system-modules-*, qemu-block-extra, qemu-utils, qemu-guest-agent,
+# the other qemu-system-* and their -dbgsym; install the patched QEMU with
+# e.g. `apt install ./build/deb/qemu-system-x86_*.deb
 # ./build/deb/qemu-system-common_*.deb` (qemu-system-data, arch: all, from
 # the archive).
 set -euo pipefail
@@ -143,7 +154,7 @@ CHROOT=${DEB_CHROOT:-$BUILD_ROOT/deb-chroot/trixie}
 host_is_trixie() { (. /etc/os-release && [ "${VERSION_CODENAME:-}" = trixie ]); }
 
 make_chroot() {
-    local uri signed sec sec_uri sec_signed
+    local uri signed sec sec_uri
     [ -f "$CHROOT/.qemu-retry-ready" ] && return 0
     [ "$(id -u)" = 0 ] || die "this host is not Debian 13: making the trixie chroot ${CHROOT#"$top"/} needs root"
     command -v debootstrap >/dev/null || die "this host is not Debian 13: install debootstrap for the trixie chroot"
@@ -162,7 +173,7 @@ make_chroot() {
         echo "deb $uri trixie main"
         echo "deb $uri trixie-updates main"
         if [ -n "$sec" ]; then
-            read -r _ sec_uri sec_signed <<<"$sec"
+            read -r _ sec_uri _ <<<"$sec"
             echo "deb $sec_uri trixie-security main"
         fi
     } > "$CHROOT/etc/apt/sources.list"
@@ -177,6 +188,11 @@ in_chroot() {
     chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
         LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
         DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-}" DEB_BUILD_PROFILES="${DEB_BUILD_PROFILES:-}" "$@"
+}
+
+mount_proc() {
+    trap umount_proc EXIT
+    mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
 }
 
 umount_proc() {
@@ -196,8 +212,7 @@ binary_packages() {
     else
         make_chroot
         chrooted=1 run=(in_chroot) b=$CHROOT/build d=/build/$src
-        trap umount_proc EXIT
-        mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
+        mount_proc
     fi
     rm -rf "$b"
     mkdir -p "$b"
@@ -232,7 +247,7 @@ smoke_test() {
     local f debs=() p
     rm -rf "$CHROOT/debs" && mkdir -p "$CHROOT/debs"
     cp "$out"/*.deb "$CHROOT/debs/"
-    for f in "$CHROOT"/debs/qemu-system-{x86,common,gui,modules-opengl,modules-spice}_*.deb "$CHROOT"/debs/qemu-block-extra_*.deb; do
+    for f in "$CHROOT"/debs/qemu-system-{x86,common,gui,modules-opengl,modules-spice}_*.deb "$CHROOT"/debs/qemu-{block-extra,utils}_*.deb; do
         [ -f "$f" ] && debs+=("/debs/${f##*/}")
     done
     in_chroot apt-get install -y -q "${debs[@]}" > "$BUILD_ROOT/deb-install.log" 2>&1 ||
@@ -253,6 +268,8 @@ smoke_test() {
 case ${1:-} in
 "") source_package ;;
 --binary) binary_packages ;;
+--smoke) ! host_is_trixie || die "--smoke is for the trixie chroot"
+         make_chroot; mount_proc; smoke_test ;;
 --chroot) host_is_trixie && say "this host is Debian 13: no chroot needed" || make_chroot ;;
-*) die "usage: ${0##*/} [--binary|--chroot]" ;;
+*) die "usage: ${0##*/} [--binary|--chroot|--smoke]" ;;
 esac
