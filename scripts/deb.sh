@@ -5,6 +5,9 @@
 #
 # usage: scripts/deb.sh            the source package (make deb)
 #        scripts/deb.sh --binary   its binary packages (make deb-binary)
+#        scripts/deb.sh --chroot   only make the trixie chroot --binary uses
+#        scripts/deb.sh --smoke    only install the built .debs in the chroot
+#                                  and show the retry properties
 #
 # Source package (make deb), in build/deb/:
 #   - the series goes to debian/patches/retry/ and is appended to
@@ -20,11 +23,11 @@
 #     lintian-debian.txt, and lintian-new.txt, the tags only ours has.
 #     An E: tag there fails (Debian's own tags do not count).
 #
-# Binary packages (make deb-binary; not run by make check: hours on 2
-# cores).  It unpacks build/deb's .dsc into build/deb-binary/ and runs
-# Debian's own debian/rules there, arch-only (-B: qemu-system-x86, which
-# carries qemu-system-x86_64, is Architecture: any; -b would also build
-# qemu-system-data's firmware with a dozen cross compilers):
+# Binary packages (make deb-binary; not run by make check: 47 min on 2
+# busy cores, measured).  It runs Debian's own debian/rules on build/deb's
+# .dsc, arch-only (-B: qemu-system-x86, which carries qemu-system-x86_64,
+# is Architecture: any; -b would also build qemu-system-data's firmware
+# with a dozen cross compilers):
 #     DEB_BUILD_OPTIONS="nocheck nodoc parallel=2" \
 #     DEB_BUILD_PROFILES="nocheck nodoc pkg.qemu.omit-user pkg.qemu.omit-system-xen pkg.qemu.use-upstream-vdso" \
 #     dpkg-buildpackage -B -uc -us
@@ -36,13 +39,22 @@
 # (pkg.qemu.omit-system would drop every qemu-system-* package, ours too.)
 # debian/rules does not look at nodoc: the manual is built with sphinx
 # anyway.  Every softmmu target and qemu-system-x86_64-microvm are still
-# built.  It installs nothing: first it lists the Build-Depends that
-# dpkg-checkbuilddeps finds missing (with those profiles) and stops; install
-# them with apt-get on Debian 13 (on Debian 12, libblkio-dev does not
-# exist).  The .debs land in build/deb/: qemu-system-x86, qemu-system-common,
-# qemu-system-gui, qemu-system-modules-*, qemu-block-extra, qemu-utils,
-# qemu-guest-agent, the other qemu-system-* and their -dbgsym; install the
-# patched QEMU with e.g. `apt install ./build/deb/qemu-system-x86_*.deb
+# built.
+#   - On Debian 13 it builds in build/deb-binary/ and installs nothing: it
+#     lists the Build-Depends dpkg-checkbuilddeps finds missing (with those
+#     profiles) and stops.
+#   - Elsewhere (Debian 12 lacks 38 of them, libblkio-dev among them) it
+#     builds in a trixie chroot, build/deb-chroot/trixie/ (made once with
+#     debootstrap, needs root; see make_chroot), where it first runs
+#     apt-get build-dep with the profiles; /proc is mounted in the chroot
+#     for the build and unmounted on exit.  Then it installs the built
+#     qemu-system-x86 in the chroot, writes its retry properties to
+#     build/deb/smoke.txt and removes it again (smoke_test; --smoke alone).
+# The log is build/deb-binary.log.  The .debs land in build/deb/:
+# qemu-system-x86, qemu-system-common, qemu-system-gui,
+# qemu-system-modules-*, qemu-block-extra, qemu-utils, qemu-guest-agent,
+# the other qemu-system-* and their -dbgsym; install the patched QEMU with
+# e.g. `apt install ./build/deb/qemu-system-x86_*.deb
 # ./build/deb/qemu-system-common_*.deb` (qemu-system-data, arch: all, from
 # the archive).
 set -euo pipefail
@@ -133,30 +145,131 @@ source_package() {
     echo "$dsc"
 }
 
+# The Debian 13 build environment for --binary on a host that is not
+# Debian 13: a trixie chroot made with debootstrap (--variant=buildd) from
+# the machine's own Debian archive (scripts/debian-sources.py), apt sources
+# trixie, trixie-updates, trixie-security.  Made once (needs root and
+# debootstrap), then reused; DEB_CHROOT overrides its place.
+CHROOT=${DEB_CHROOT:-$BUILD_ROOT/deb-chroot/trixie}
+host_is_trixie() { (. /etc/os-release && [ "${VERSION_CODENAME:-}" = trixie ]); }
+
+make_chroot() {
+    local uri signed sec sec_uri
+    [ -f "$CHROOT/.qemu-retry-ready" ] && return 0
+    [ "$(id -u)" = 0 ] || die "this host is not Debian 13: making the trixie chroot ${CHROOT#"$top"/} needs root"
+    command -v debootstrap >/dev/null || die "this host is not Debian 13: install debootstrap for the trixie chroot"
+    read -r _ uri signed < <(python3 "$top/scripts/debian-sources.py" | grep '^main ') ||
+        die "no Debian archive in this machine's apt sources"
+    sec=$(python3 "$top/scripts/debian-sources.py" | grep '^security ' || true)
+    # never rm -rf a tree with something mounted in it
+    ! grep -q " $CHROOT/" /proc/mounts || die "${CHROOT#"$top"/} has mounts; unmount them first"
+    rm -rf "$CHROOT"
+    mkdir -p "$CHROOT"
+    say "debootstrap trixie into ${CHROOT#"$top"/} from $uri (log: ${CHROOT#"$top"/}.log)"
+    debootstrap --variant=buildd ${signed:+$([ "$signed" = - ] || echo "--keyring=$signed")} \
+        trixie "$CHROOT" "$uri" > "$CHROOT.log" 2>&1 ||
+        { tail -20 "$CHROOT.log" >&2; die "debootstrap failed (${CHROOT#"$top"/}.log)"; }
+    {
+        echo "deb $uri trixie main"
+        echo "deb $uri trixie-updates main"
+        if [ -n "$sec" ]; then
+            read -r _ sec_uri _ <<<"$sec"
+            echo "deb $sec_uri trixie-security main"
+        fi
+    } > "$CHROOT/etc/apt/sources.list"
+    { in_chroot apt-get update -q && in_chroot apt-get upgrade -y -q; } >> "$CHROOT.log" 2>&1 ||
+        { tail -20 "$CHROOT.log" >&2; die "apt-get update/upgrade in the chroot failed"; }
+    touch "$CHROOT/.qemu-retry-ready"
+}
+
+# in_chroot CMD...: CMD in the chroot, clean environment but for the build
+# variables; /proc is mounted by binary_packages around all of it
+in_chroot() {
+    chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+        LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+        DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-}" DEB_BUILD_PROFILES="${DEB_BUILD_PROFILES:-}" "$@"
+}
+
+mount_proc() {
+    trap umount_proc EXIT
+    mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
+}
+
+umount_proc() {
+    if mountpoint -q "$CHROOT/proc"; then umount "$CHROOT/proc" || umount -l "$CHROOT/proc"; fi
+}
+
 binary_packages() {
-    local dsc b d missing
+    local dsc b d src log missing run=() chrooted=""
     dsc=$(ls "$out"/qemu_*+retry*.dsc 2>/dev/null | head -1)
     [ -n "$dsc" ] || die "no source package in ${out#"$top"/}: make deb first"
-    b=$BUILD_ROOT/deb-binary
-    rm -rf "$b"
-    mkdir -p "$b"
-    d=$b/$(basename "$dsc" .dsc | sed 's/_/-/; s/-[^-]*$//')
-    dpkg-source -x "$dsc" "$d" >/dev/null
     export DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-nocheck nodoc parallel=2}
     export DEB_BUILD_PROFILES=${DEB_BUILD_PROFILES:-$PROFILES}
-    missing=$(cd "$d" && dpkg-checkbuilddeps -B 2>&1 |
+    log=$BUILD_ROOT/deb-binary.log
+    src=$(basename "$dsc" .dsc | sed 's/_/-/; s/-[^-]*$//')
+    if host_is_trixie; then
+        b=$BUILD_ROOT/deb-binary d=$b/$src
+    else
+        make_chroot
+        chrooted=1 run=(in_chroot) b=$CHROOT/build d=/build/$src
+        mount_proc
+    fi
+    rm -rf "$b"
+    mkdir -p "$b"
+    # the source package, the orig tarball's link resolved
+    cp -L "$dsc" "$out"/qemu_*+retry*.debian.tar.* "$out"/qemu_*.orig.tar.* "$b/"
+    "${run[@]}" dpkg-source -x "${d%/*}/$(basename "$dsc")" "$d" >/dev/null
+    if [ -n "$chrooted" ]; then
+        say "apt-get build-dep in the trixie chroot (profiles: $DEB_BUILD_PROFILES)"
+        in_chroot apt-get build-dep -y -q --arch-only -P "${DEB_BUILD_PROFILES// /,}" "$d" \
+            > "$BUILD_ROOT/deb-build-dep.log" 2>&1 ||
+            { tail -20 "$BUILD_ROOT/deb-build-dep.log" >&2; die "apt-get build-dep failed"; }
+    fi
+    missing=$("${run[@]}" sh -c "cd '$d' && dpkg-checkbuilddeps -B" 2>&1 |
               sed -n 's/.*Unmet build dependencies: //p' || true)
     [ -z "$missing" ] ||
         die "$(sed 's/ ([^)]*)//g' <<<"$missing" | wc -w) build dependencies missing (profiles: $DEB_BUILD_PROFILES): $missing"
-    say "dpkg-buildpackage -B -uc -us in ${d#"$top"/} (DEB_BUILD_OPTIONS=\"$DEB_BUILD_OPTIONS\")"
-    (cd "$d" && dpkg-buildpackage -B -uc -us) > "$b/build.log" 2>&1 ||
-        { tail -40 "$b/build.log" >&2; die "dpkg-buildpackage failed (${b#"$top"/}/build.log)"; }
+    say "dpkg-buildpackage -B -uc -us in $d${chrooted:+ (in the chroot)} (DEB_BUILD_OPTIONS=\"$DEB_BUILD_OPTIONS\"; log: ${log#"$top"/})"
+    local t0=$SECONDS
+    "${run[@]}" sh -c "cd '$d' && dpkg-buildpackage -B -uc -us" > "$log" 2>&1 ||
+        { tail -40 "$log" >&2; die "dpkg-buildpackage failed (${log#"$top"/})"; }
+    say "dpkg-buildpackage took $(( (SECONDS - t0) / 60 )) min $(( (SECONDS - t0) % 60 )) s"
     mv "$b"/*.deb "$b"/*.ddeb "$b"/*.changes "$b"/*.buildinfo "$out/" 2>/dev/null || true
+    [ -z "$chrooted" ] || smoke_test
     ls "$out"/qemu-system-x86_*.deb
+}
+
+# In the chroot: install the built qemu-system-x86 (apt takes its
+# dependencies from the same build, build/deb/, or trixie), show the retry
+# properties of virtio-blk-pci and scsi-hd, then remove it again so that
+# the chroot stays a build environment.
+smoke_test() {
+    local f debs=() p
+    rm -rf "$CHROOT/debs" && mkdir -p "$CHROOT/debs"
+    cp "$out"/*.deb "$CHROOT/debs/"
+    for f in "$CHROOT"/debs/qemu-system-{x86,common,gui,modules-opengl,modules-spice}_*.deb "$CHROOT"/debs/qemu-{block-extra,utils}_*.deb; do
+        [ -f "$f" ] && debs+=("/debs/${f##*/}")
+    done
+    in_chroot apt-get install -y -q "${debs[@]}" > "$BUILD_ROOT/deb-install.log" 2>&1 ||
+        { tail -20 "$BUILD_ROOT/deb-install.log" >&2; die "installing the built qemu-system-x86 in the chroot failed"; }
+    {
+        in_chroot dpkg -l qemu-system-x86 | tail -1
+        in_chroot qemu-system-x86_64 --version | head -1
+        for p in virtio-blk-pci scsi-hd; do
+            echo "\$ qemu-system-x86_64 -device $p,help | grep -i retry"
+            in_chroot qemu-system-x86_64 -device "$p,help" | grep -i retry
+        done
+    } > "$out/smoke.txt" 2>&1 ||
+        { cat "$out/smoke.txt" >&2; die "the installed qemu-system-x86_64 lacks the retry properties"; }
+    sed 's/^/    /' "$out/smoke.txt" >&2
+    in_chroot apt-get purge -y -q --autoremove 'qemu-*' >> "$BUILD_ROOT/deb-install.log" 2>&1 || true
 }
 
 case ${1:-} in
 "") source_package ;;
 --binary) binary_packages ;;
-*) die "usage: ${0##*/} [--binary]" ;;
+--smoke) ! host_is_trixie || die "--smoke is for the trixie chroot"
+         make_chroot; mount_proc; smoke_test ;;
+--chroot) host_is_trixie && say "this host is Debian 13: no chroot needed" || make_chroot ;;
+*) die "usage: ${0##*/} [--binary|--chroot|--smoke]" ;;
 esac
