@@ -295,6 +295,41 @@ def run(args, R):
             print('# migration-%s: error: %s' % (bus, e))
 
 
+def guest_data(res, gerr, min_written, min_stall_ms=0):
+    """the guest's verdict on its files (E2E-RESULT) and the console's
+    error lines: (passed, detail)"""
+    passed = (res.get('written', 0) > min_written and
+              res.get('verified') == res.get('written') and
+              res.get('bad') == 0 and res.get('write_errors') == 0 and
+              res.get('read_errors', 0) == 0 and res.get('kernel_io_errors') == 0 and
+              res.get('fs_rw') == 1 and not gerr and
+              res.get('max_stall_ms', 0) >= min_stall_ms)
+    detail = ('written=%s verified=%s bad=%s write_errors=%s read_errors=%s '
+              'kernel_io_errors=%s fs_rw=%s max_stall_ms=%s guest_error_lines=%d' % (
+                  res.get('written'), res.get('verified'), res.get('bad'),
+                  res.get('write_errors'), res.get('read_errors'),
+                  res.get('kernel_io_errors'), res.get('fs_rw'), res.get('max_stall_ms'),
+                  len(gerr)))
+    return passed, detail
+
+
+def clean_up(virshes, console, ctx, work, finished, keep):
+    """destroy the domain on every daemon, close what is open, and remove
+    the work directory of a run that finished (kept otherwise, or with
+    --keep)"""
+    for v in virshes:
+        with contextlib.suppress(Fail):
+            v.cmd('destroy %s' % NAME, timeout=20)
+        v.close()
+    if console:
+        console.close()
+    ctx.close()
+    if finished and not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        sys.stderr.write('libvirt-e2e: work directory kept: %s\n' % work)
+
+
 def run_bus(args, R, bus, kernel, initrd, first):
     """one domain on one bus, through one outage"""
     b = BUSES[bus]
@@ -503,30 +538,10 @@ def run_bus(args, R, bus, kernel, initrd, first):
         if 'Shutdown' not in out and 'Stopped' not in out:
             raise Fail('no lifecycle event after the guest powered off: %s' % out)
         gerr = console.find(r'E2E-WERR |E2E-RERR |I/O error|EXT4-fs error|Remounting', t_fail)
-        ok('guest-data',
-           res.get('written', 0) > 20 and res.get('verified') == res.get('written') and
-           res.get('bad') == 0 and res.get('write_errors') == 0 and
-           res.get('read_errors', 0) == 0 and res.get('kernel_io_errors') == 0 and
-           res.get('fs_rw') == 1 and not gerr and
-           res.get('max_stall_ms', 0) >= 500 * args.outage,
-           'written=%s verified=%s bad=%s write_errors=%s read_errors=%s kernel_io_errors=%s '
-           'fs_rw=%s max_stall_ms=%s guest_error_lines=%d' % (
-                 res.get('written'), res.get('verified'), res.get('bad'),
-                 res.get('write_errors'), res.get('read_errors'), res.get('kernel_io_errors'),
-                 res.get('fs_rw'), res.get('max_stall_ms'), len(gerr)))
+        ok('guest-data', *guest_data(res, gerr, 20, 500 * args.outage))
         finished = True
     finally:
-        if virsh:
-            with contextlib.suppress(Fail):
-                virsh.cmd('destroy %s' % NAME, timeout=20)
-            virsh.close()
-        if console:
-            console.close()
-        ctx.close()
-        if finished and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            sys.stderr.write('libvirt-e2e: work directory kept: %s\n' % work)
+        clean_up([virsh] if virsh else [], console, ctx, work, finished, args.keep)
 
 
 class Daemon:
@@ -775,29 +790,10 @@ def run_migration(args, R, bus, kernel, initrd):
         _, _, m = console.wait(r'E2E-RESULT (.*)', time.monotonic() + 90, what='E2E-RESULT')
         res = kv(m.group(1))
         gerr = console.find(r'E2E-WERR |E2E-RERR |I/O error|EXT4-fs error|Remounting', t_fail)
-        ok('migrated-guest-data',
-           res.get('written', 0) > 10 and res.get('verified') == res.get('written') and
-           res.get('bad') == 0 and res.get('write_errors') == 0 and
-           res.get('read_errors', 0) == 0 and res.get('kernel_io_errors') == 0 and
-           res.get('fs_rw') == 1 and not gerr,
-           'written=%s verified=%s bad=%s write_errors=%s read_errors=%s kernel_io_errors=%s '
-           'fs_rw=%s max_stall_ms=%s guest_error_lines=%d' % (
-                 res.get('written'), res.get('verified'), res.get('bad'),
-                 res.get('write_errors'), res.get('read_errors'), res.get('kernel_io_errors'),
-                 res.get('fs_rw'), res.get('max_stall_ms'), len(gerr)))
+        ok('migrated-guest-data', *guest_data(res, gerr, 10))
         finished = True
     finally:
-        for v in vs.values():
-            with contextlib.suppress(Fail):
-                v.cmd('destroy %s' % NAME, timeout=20)
-            v.close()
-        if console:
-            console.close()
-        ctx.close()
-        if finished and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            sys.stderr.write('libvirt-e2e: work directory kept: %s\n' % work)
+        clean_up(list(vs.values()), console, ctx, work, finished, args.keep)
 
 
 def main():
