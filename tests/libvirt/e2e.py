@@ -676,6 +676,16 @@ def run_migration(args, R, bus, kernel, initrd):
             s.connect(socks[-1])
             console.attach(s, 'guest%d' % n_attach[0])
 
+        def migrate_and_look(src, dst):
+            # a migration that must succeed, and what the daemons then show:
+            # (virsh output, seconds, src's domains, dst's state, its
+            # <driver>, QEMU's retry settings on dst)
+            out, took = migrate(src, dst)
+            attach_console()
+            return (out, took, vs[src].cmd('list --all --name'),
+                    vs[dst].cmd('domstate %s' % NAME), driver_line(vs[dst]),
+                    qemu_retry(vs[dst], qdev) or {})
+
         xml = os.path.join(work, 'dom.xml')
         with open(xml, 'w') as f:
             f.write(domain_xml(args, bus, kernel, initrd, st.loop, socks[0], args.qemu))
@@ -688,12 +698,7 @@ def run_migration(args, R, bus, kernel, initrd):
                                time.monotonic() + 60, 'warm-up writes')
 
         # 1. a migration of the running domain: the settings go with it
-        out, took = migrate('a', 'b')
-        attach_console()
-        on_a = vs['a'].cmd('list --all --name')
-        state = vs['b'].cmd('domstate %s' % NAME)
-        drv = driver_line(vs['b'])
-        qr = qemu_retry(vs['b'], qdev) or {}
+        out, took, on_a, state, drv, qr = migrate_and_look('a', 'b')
         try:
             with open(os.path.join(d['b'].log, NAME + '.log')) as f:
                 dev = re.findall(r"-device '(\{\"driver\":\"%s\"[^']*)'" % b['device'], f.read())
@@ -753,12 +758,7 @@ def run_migration(args, R, bus, kernel, initrd):
         st.restore()
         t_rest = time.monotonic()
         before = domstats_block(vs['b'].cmd('domstats %s --block' % NAME))
-        out, took = migrate('b', 'a')
-        attach_console()
-        on_b = vs['b'].cmd('list --all --name')
-        state = vs['a'].cmd('domstate %s' % NAME)
-        drv = driver_line(vs['a'])
-        qr = qemu_retry(vs['a'], qdev) or {}
+        out, took, on_b, state, drv, qr = migrate_and_look('b', 'a')
         dl = time.monotonic() + 10
         while True:
             after = domstats_block(vs['a'].cmd('domstats %s --block' % NAME))
@@ -784,8 +784,11 @@ def run_migration(args, R, bus, kernel, initrd):
                qr.get('timeout'), after.get('retry.active'), after.get('retry.pending'),
                after.get('retry.requests'), after.get('retry.recovered'), berr))
 
-        # 4. the guest, on a: stops and verifies every file it wrote
-        time.sleep(2.0)
+        # 4. the guest, on a: writes again, then stops and verifies every
+        # file it wrote
+        workload.wait_progress(console, lambda t, p: p.get('busy_ms', 0) < 1000 and
+                               p.get('written', 0) > 0, time.monotonic() + 30,
+                               'writes to resume on a', since=t_rest)
         console.send('\nE2E-STOP\n')
         _, _, m = console.wait(r'E2E-RESULT (.*)', time.monotonic() + 90, what='E2E-RESULT')
         res = kv(m.group(1))
