@@ -125,12 +125,18 @@ check-quilt: deps
 # with Debian's); deb-binary, its binary packages with Debian's
 # debian/rules (47 min on 2 busy cores; off Debian 13 in a trixie chroot
 # made with debootstrap, root needed; on Debian 13 lists missing
-# build-deps first)
-.PHONY: deb deb-binary
+# build-deps first).  deb-libvirt and deb-binary-libvirt: the same for the
+# libvirt series and Debian's libvirt, in build/deb-libvirt/ (its test
+# suite runs in the build).
+.PHONY: deb deb-binary deb-libvirt deb-binary-libvirt
 deb: deps
-	@$(S)/deb.sh
+	@$(S)/deb.sh qemu
 deb-binary: deb
-	@$(S)/deb.sh --binary
+	@$(S)/deb.sh --binary qemu
+deb-libvirt: deps
+	@$(S)/deb.sh libvirt
+deb-binary-libvirt: deb-libvirt
+	@$(S)/deb.sh --binary libvirt
 
 demo: build build-upstream
 	@QEMU=build/qemu/build/qemu-system-x86_64 \

@@ -31,16 +31,19 @@ say() { echo "${0##*/}: $*" >&2; }
 #   PATCHES           the series (patches/, patches-libvirt/)
 #   PKG_PRISTINE      the unpacked source as a git repository, cloned for trees
 #   PKG_FETCH         the script that fetches and unpacks Debian's source package
+#   PKG_SRC_CACHE     where that script keeps Debian's tarballs (and .dsc)
 #   PKG_MAKE_TREE, PKG_MAKE_EXPORT   the make targets, for messages
 pkg_select() {
     case $1 in
     qemu)
         PKG=qemu PKG_NAME=QEMU PKG_TREE=$TREE PATCHES=$top/patches
         PKG_PRISTINE=$BUILD_ROOT/.src PKG_FETCH=$top/scripts/fetch-qemu.sh
+        PKG_SRC_CACHE=$CACHE/src
         PKG_MAKE_TREE=tree PKG_MAKE_EXPORT=export ;;
     libvirt)
         PKG=libvirt PKG_NAME=libvirt PKG_TREE=$LV_TREE PATCHES=$top/patches-libvirt
         PKG_PRISTINE=$BUILD_ROOT/libvirt-src PKG_FETCH=$top/scripts/fetch-libvirt.sh
+        PKG_SRC_CACHE=$CACHE/src-libvirt
         PKG_MAKE_TREE=libvirt-tree PKG_MAKE_EXPORT=export-libvirt ;;
     *) die "unknown source package '$1' (qemu, libvirt)" ;;
     esac
