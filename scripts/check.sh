@@ -12,7 +12,8 @@
 # tests tests/expected pins (CHECK_EXPECTED: another file), and fails when
 # its tree or harness defines another number.  A retry test (qtest, asan,
 # the series' iotests, the libvirt series' cases) that skips is a failure;
-# only the upstream iotests tests/expected counts as not run are skipped.
+# only the upstream iotests tests/expected counts as not run, and the
+# libvirt tests check-libvirt.sh names with a reason, are skipped.
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -372,8 +373,9 @@ suite_torture() {
         --seed "$TORTURE_SEEDS" --duration "$TORTURE_DURATION"
 }
 
-# The libvirt series (patches-libvirt/): libvirt's own test programs for what
-# it touches, each case it adds, and its end-to-end run; TAP from
+# The libvirt series (patches-libvirt/): libvirt's whole test suite, its
+# test programs for what it touches, each case it adds, and its end-to-end
+# run; TAP from
 # scripts/check-libvirt.sh, which checks the count its tree and e2e define;
 # the number of results must be the one tests/expected pins.
 suite_libvirt() {
