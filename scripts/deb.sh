@@ -366,7 +366,7 @@ smoke_libvirt() {
     in_chroot dpkg -l libvirt-clients | tail -1
     in_chroot virsh --version
     echo "$disk" > "$CHROOT/tmp/disk.xml"
-    echo "\$ virsh -c test:///default \"$cmds\""
+    echo "\$ virsh -c test:///default \"${cmds//\"/\\\"}\""
     in_chroot virsh -c test:///default "$cmds" | tee "$CHROOT/tmp/virsh.out"
     grep -q 'error_policy="retry" rerror_policy="retry" retry_interval="500" retry_timeout="10000"' "$CHROOT/tmp/virsh.out" &&
         grep -q '^Resubmitted 0 pending requests of disk vdb$' "$CHROOT/tmp/virsh.out" || return 1
@@ -374,7 +374,7 @@ smoke_libvirt() {
     in_chroot virsh -c test:///default "attach-device test /tmp/disk.xml --live; dumpxml test" |
         sed -n '/^<domain/,/^<\/domain>/p' > "$CHROOT/tmp/test.xml"
     echo "\$ virt-xml-validate test.xml domain   # test's XML with that disk"
-    grep -q 'retry_timeout="10000"' "$CHROOT/tmp/test.xml" || return 1
+    grep -q "retry_timeout='10000'" "$CHROOT/tmp/test.xml" || return 1
     in_chroot virt-xml-validate /tmp/test.xml domain
 }
 
