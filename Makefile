@@ -79,7 +79,7 @@ check-e2e: build build-upstream
 # Everything: the suites of make check, with every e2e run instead of
 # make check's subset (tests/e2e/README.md)
 check-full: build build-upstream build-asan build-libvirt build-gate
-	@$(S)/check.sh workspace gate-full qtest iotests asan e2e-full torture libvirt
+	@TORTURE_SEEDS=1,2 $(S)/check.sh workspace gate-full qtest iotests asan e2e-full torture libvirt
 check-e2e-full: build build-upstream
 	@$(S)/check.sh e2e-full
 
