@@ -173,7 +173,8 @@ debian_dsc() {
         up=${base#*:} up=${up%-*}
         d=$BUILD_ROOT/.lintian/$PKG-debian
         rm -rf "$d" && mkdir -p "$d"
-        "$PKG_FETCH" "$d/$PKG-$up" 2>/dev/null
+        "$PKG_FETCH" "$d/$PKG-$up" > "$d/fetch.log" 2>&1 ||
+            { cat "$d/fetch.log" >&2; die "fetching Debian's $PKG for lintian's comparison failed"; }
         rm "$d/$PKG-$up/.debian-version"
         ln -sf "$(ls "$PKG_SRC_CACHE/${PKG}_$up".orig.tar.* | head -1)" "$d/"
         (cd "$d" && dpkg-source -b "$PKG-$up" > dpkg-source.log 2>&1) ||
